@@ -1,0 +1,276 @@
+"""Every setting of the service, read once from the environment.
+
+`Settings.from_env()` parses and validates all variables up front; a value that does not
+parse raises `SettingsError` naming the variable, and the commands turn that into one line
+on stderr and a non-zero exit. Secrets are wrapped in `Secret` so that no repr, log line or
+error message can show them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DATA_DIR = PROJECT_ROOT / "var" / "pgdata"
+
+AWS_CONFIGURED_BY = (
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+COST_METRICS = (
+    "UnblendedCost",
+    "AmortizedCost",
+    "BlendedCost",
+    "NetUnblendedCost",
+    "NetAmortizedCost",
+)
+RECORD_TYPES = (
+    "Usage",
+    "Credit",
+    "Refund",
+    "Tax",
+    "DiscountedUsage",
+    "SavingsPlanCoveredUsage",
+    "SavingsPlanNegation",
+    "SavingsPlanRecurringFee",
+    "SavingsPlanUpfrontFee",
+    "RIFee",
+    "Fee",
+    "Support",
+    "BundledDiscount",
+    "EdpDiscount",
+    "PrivateRateDiscount",
+    "DistributorDiscount",
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or does not parse; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in repr/str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: Secret | None  # None: the embedded server under var/
+    cluster_name: str | None
+    prometheus_url: str | None
+    demo: bool
+    prometheus_username: str | None
+    prometheus_password: Secret | None
+    prometheus_token: Secret | None
+    prometheus_verify_tls: bool
+    prometheus_timeout_s: float
+    cost_metric: str
+    cost_record_types: tuple[str, ...]
+    hub_tag_key: str
+    node_purpose_tag_key: str
+    volume_purpose_tag_key: str
+    lookback_days: int
+    initial_days: int
+    etl_cron: str
+    api_token: Secret | None
+    max_range_days: int
+    db_pool_size: int
+    statement_timeout_ms: int
+    api_db_role: str
+    log_level: str
+    log_format: str
+    embedded_data_dir: Path = field(default=EMBEDDED_DATA_DIR)
+
+    @property
+    def costs_enabled(self) -> bool:
+        return self.cluster_name is not None
+
+    @property
+    def usage_enabled(self) -> bool:
+        return self.prometheus_url is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Env(os.environ if environ is None else environ)
+        cluster_name = env.text("CLUSTER_NAME")
+        prometheus_url = env.text("PROMETHEUS_URL")
+        if cluster_name is None and any(env.text(name) for name in AWS_CONFIGURED_BY):
+            raise SettingsError(
+                "CLUSTER_NAME is not set but AWS is configured "
+                f"({', '.join(n for n in AWS_CONFIGURED_BY if env.text(n))}): set CLUSTER_NAME "
+                "to the EKS cluster whose costs to load"
+            )
+        real_source = cluster_name is not None or prometheus_url is not None
+        demo = env.boolean("DEMO", default=not real_source)
+        if demo and real_source:
+            raise SettingsError(
+                "DEMO=1 cannot be combined with a real source (CLUSTER_NAME or PROMETHEUS_URL)"
+            )
+        if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
+            raise SettingsError("PROMETHEUS_URL must start with http:// or https://")
+        if env.text("PROMETHEUS_TOKEN") and env.text("PROMETHEUS_PASSWORD"):
+            raise SettingsError(
+                "PROMETHEUS_TOKEN and PROMETHEUS_PASSWORD are both set: choose one way to authenticate"
+            )
+        if bool(env.text("PROMETHEUS_USERNAME")) != bool(env.text("PROMETHEUS_PASSWORD")):
+            raise SettingsError("PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD go together")
+
+        settings = cls(
+            database_url=_database_url(env.text("DATABASE_URL")),
+            cluster_name=cluster_name,
+            prometheus_url=prometheus_url.rstrip("/") if prometheus_url else None,
+            demo=demo,
+            prometheus_username=env.text("PROMETHEUS_USERNAME"),
+            prometheus_password=env.secret("PROMETHEUS_PASSWORD"),
+            prometheus_token=env.secret("PROMETHEUS_TOKEN"),
+            prometheus_verify_tls=env.boolean("PROMETHEUS_VERIFY_TLS", default=True),
+            prometheus_timeout_s=env.number("PROMETHEUS_TIMEOUT_S", default=30.0, minimum=0.1),
+            cost_metric=env.choice("COST_METRIC", COST_METRICS, default="UnblendedCost"),
+            cost_record_types=env.choices("COST_RECORD_TYPES", RECORD_TYPES, default=("Usage",)),
+            hub_tag_key=env.text("HUB_TAG_KEY") or "2i2c:hub-name",
+            node_purpose_tag_key=env.text("NODE_PURPOSE_TAG_KEY") or "2i2c:node-purpose",
+            volume_purpose_tag_key=env.text("VOLUME_PURPOSE_TAG_KEY") or "2i2c:volume-purpose",
+            lookback_days=env.integer("LOOKBACK_DAYS", default=3, minimum=1, maximum=366),
+            initial_days=env.integer("INITIAL_DAYS", default=30, minimum=1, maximum=3660),
+            etl_cron=_cron(env.text("ETL_CRON") or "0 */6 * * *"),
+            api_token=env.secret("API_TOKEN"),
+            max_range_days=env.integer("MAX_RANGE_DAYS", default=1100, minimum=1, maximum=36600),
+            db_pool_size=env.integer("DB_POOL_SIZE", default=5, minimum=1, maximum=100),
+            statement_timeout_ms=env.integer(
+                "STATEMENT_TIMEOUT_MS", default=10000, minimum=100, maximum=3_600_000
+            ),
+            api_db_role=_identifier("API_DB_ROLE", env.text("API_DB_ROLE") or "hubcost_reader"),
+            log_level=env.choice(
+                "LOG_LEVEL",
+                ("DEBUG", "INFO", "WARNING", "ERROR"),
+                default="INFO",
+                normalise=str.upper,
+            ),
+            log_format=env.choice("LOG_FORMAT", ("text", "json"), default="text"),
+        )
+        return settings
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.text(name)
+        return Secret(value) if value is not None else None
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+    def integer(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            parsed = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+        if not minimum <= parsed <= maximum:
+            raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {parsed}")
+        return parsed
+
+    def number(self, name: str, *, default: float, minimum: float) -> float:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            parsed = float(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {value!r}") from None
+        if not parsed >= minimum or parsed == float("inf"):
+            raise SettingsError(f"{name} must be a finite number of at least {minimum}")
+        return parsed
+
+    def choice(self, name, allowed, *, default, normalise=lambda v: v):
+        value = self.text(name)
+        if value is None:
+            return default
+        value = normalise(value)
+        if value not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def choices(self, name, allowed, *, default) -> tuple[str, ...]:
+        value = self.text(name)
+        if value is None:
+            return default
+        items = tuple(item.strip() for item in value.split(",") if item.strip())
+        unknown = [item for item in items if item not in allowed]
+        if not items or unknown:
+            raise SettingsError(
+                f"{name} must be a comma-separated list of {', '.join(allowed)}, got {value!r}"
+            )
+        return items
+
+
+def _database_url(value: str | None) -> Secret | None:
+    if value is None:
+        return None
+    try:
+        url = make_url(value)
+    except Exception:
+        raise SettingsError("DATABASE_URL is not a valid URL") from None
+    if url.drivername not in ("postgresql", "postgresql+psycopg"):
+        raise SettingsError(
+            "DATABASE_URL must start with postgresql:// or postgresql+psycopg:// "
+            f"(got scheme {url.drivername!r})"
+        )
+    return Secret(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+
+
+def _cron(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise SettingsError(f"ETL_CRON is not a valid crontab expression ({exc}): {value!r}") from None
+    return value
+
+
+def _identifier(name: str, value: str) -> str:
+    if not (value.replace("_", "a").isalnum() and value.isascii() and not value[0].isdigit()):
+        raise SettingsError(f"{name} must be a plain SQL identifier (letters, digits, _), got {value!r}")
+    return value.lower()
