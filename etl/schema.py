@@ -112,7 +112,6 @@ STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)
 
 
-
 def is_view(name: str) -> bool:
     """Views are made by hand-written SQL in the migrations; autogenerate must skip them."""
     return name in VIEWS

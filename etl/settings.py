@@ -266,11 +266,15 @@ def _cron(value: str) -> str:
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as exc:
-        raise SettingsError(f"ETL_CRON is not a valid crontab expression ({exc}): {value!r}") from None
+        raise SettingsError(
+            f"ETL_CRON is not a valid crontab expression ({exc}): {value!r}"
+        ) from None
     return value
 
 
 def _identifier(name: str, value: str) -> str:
     if not (value.replace("_", "a").isalnum() and value.isascii() and not value[0].isdigit()):
-        raise SettingsError(f"{name} must be a plain SQL identifier (letters, digits, _), got {value!r}")
+        raise SettingsError(
+            f"{name} must be a plain SQL identifier (letters, digits, _), got {value!r}"
+        )
     return value.lower()

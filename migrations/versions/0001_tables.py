@@ -68,7 +68,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "slice IN ('account', 'attributable', 'home', 'core')", name="cost_slice_known"
         ),
-        sa.CheckConstraint("(slice = 'account') = (hub IS NULL)", name="cost_hub_only_on_hub_slices"),
+        sa.CheckConstraint(
+            "(slice = 'account') = (hub IS NULL)", name="cost_hub_only_on_hub_slices"
+        ),
         sa.CheckConstraint("unit = 'USD'", name="cost_unit_usd"),
     )
     # One row per (day, slice, hub, service); account rows have no hub.
@@ -88,7 +90,9 @@ def upgrade() -> None:
         sa.Column("unit", sa.Text, nullable=False),
         sa.Column("cpu_core_hours", sa.Numeric, nullable=True),
         sa.PrimaryKeyConstraint("date", "hub", "component", "username"),
-        sa.CheckConstraint("component IN ('compute', 'home storage')", name="usage_component_known"),
+        sa.CheckConstraint(
+            "component IN ('compute', 'home storage')", name="usage_component_known"
+        ),
         sa.CheckConstraint(
             "(component = 'compute' AND unit = 'GiB-hours') "
             "OR (component = 'home storage' AND unit = 'GiB')",
@@ -127,7 +131,9 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("first_day <= last_day", name="run_log_window_ordered"),
     )
-    op.create_index("run_log_source_status_finished", "run_log", ["source", "status", "finished_at"])
+    op.create_index(
+        "run_log_source_status_finished", "run_log", ["source", "status", "finished_at"]
+    )
     op.create_index("run_log_started", "run_log", ["started_at"])
 
 

@@ -38,7 +38,9 @@ def test_upstream_fixture_gives_the_known_components(conn):
     }
     names = ("compute", "home storage", "object storage", "networking", "core")
     want = {
-        (d, name): Decimal(str(v)) for d, values in expected.items() for name, v in zip(names, values)
+        (d, name): Decimal(str(v))
+        for d, values in expected.items()
+        for name, v in zip(names, values)
     }
     assert got == want
 
@@ -66,9 +68,11 @@ def test_moves_are_capped_by_what_compute_has_left(conn):
             ("2026-01-01", "core", "h", "Amazon Elastic Compute Cloud - Compute", 8),
         ],
     )
-    assert select_all(
-        conn, "SELECT component, cost FROM component_costs ORDER BY component"
-    ) == [("compute", 0), ("core", 3), ("home storage", 7)]
+    assert select_all(conn, "SELECT component, cost FROM component_costs ORDER BY component") == [
+        ("compute", 0),
+        ("core", 3),
+        ("home storage", 7),
+    ]
     assert select_all(
         conn,
         "SELECT compute_before, home_moved, core_moved, shortfall FROM component_cost_moves",

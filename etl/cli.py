@@ -1,0 +1,149 @@
+"""The `hubcost` command: migrate, serve, run, etl, backfill.
+
+Each subcommand reads the settings once, builds its engine and clients here at the edge, and
+hands them to the code that does the work. A bad setting or bad argument prints one line
+naming it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+
+from etl.settings import Settings, SettingsError
+
+log = logging.getLogger("hubcost")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hubcost", description="Daily cost attribution for JupyterHub clusters."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="bring the database to the current schema")
+
+    serve = sub.add_parser("serve", help="serve the HTTP API only")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    run = sub.add_parser("run", help="migrate, then the scheduler and the API in one process")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+
+    sub.add_parser("etl", help="one ETL run now for every configured source")
+
+    backfill = sub.add_parser(
+        "backfill", help="reload every chunk of a window (both ends inclusive)"
+    )
+    backfill.add_argument("--from", dest="first", type=_date, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="last", type=_date, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--source", choices=("costs", "usage", "all"), default="all")
+    backfill.add_argument(
+        "--resume", action="store_true", help="skip chunks that already succeeded in the window"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"hubcost: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from etl.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "backfill" and args.first > args.last:
+        print("hubcost: --from must not be after --to", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from etl.embedded import EmbeddedUnavailable
+
+        if isinstance(exc, EmbeddedUnavailable):
+            print(f"hubcost: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+def _engine(settings: Settings, *, pool_size: int = 2):
+    from etl.database import create_engine, database_url
+
+    return create_engine(database_url(settings), pool_size=pool_size)
+
+
+def cmd_migrate(settings: Settings, args) -> int:
+    from etl import migrate
+
+    engine = _engine(settings)
+    try:
+        revision = migrate.upgrade(engine, api_db_role=settings.api_db_role)
+    finally:
+        engine.dispose()
+    log.info("database schema at revision %s", revision)
+    return EXIT_OK
+
+
+def cmd_serve(settings: Settings, args) -> int:
+    from api.server import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_run(settings: Settings, args) -> int:
+    from api.server import serve
+    from etl.scheduler import start_scheduler
+
+    if cmd_migrate(settings, args) != EXIT_OK:
+        return EXIT_FAILED
+    scheduler = start_scheduler(settings)
+    try:
+        serve(settings, host=args.host, port=args.port)
+    finally:
+        scheduler.shutdown(wait=False)
+    return EXIT_OK
+
+
+def cmd_etl(settings: Settings, args) -> int:
+    from etl.jobs import etl_command
+
+    return etl_command(settings)
+
+
+def cmd_backfill(settings: Settings, args) -> int:
+    from etl.jobs import backfill_command
+
+    return backfill_command(
+        settings, first=args.first, last=args.last, source=args.source, resume=args.resume
+    )
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "serve": cmd_serve,
+    "run": cmd_run,
+    "etl": cmd_etl,
+    "backfill": cmd_backfill,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())
