@@ -40,7 +40,7 @@ def test_upstream_fixture_gives_the_known_components(conn):
     want = {
         (d, name): Decimal(str(v))
         for d, values in expected.items()
-        for name, v in zip(names, values)
+        for name, v in zip(names, values, strict=True)
     }
     assert got == want
 
