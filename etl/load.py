@@ -1,0 +1,104 @@
+"""Loaders: the rows a source fetched, written into the warehouse tables.
+
+Each `save_*` takes a connection (the caller owns the transaction) and a chunk's rows, deletes
+every row of the chunk's days for that table and inserts the new ones: re-running a chunk gives
+identical tables, and a day that no longer has data loses its old rows. The row types below are
+the contract between the sources and the loaders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from etl.schema import SLICES, cost, usage, user_group_snapshot
+
+COST_UNIT = "USD"
+COMPUTE_UNIT = "GiB-hours"
+HOME_STORAGE_UNIT = "GiB"
+
+
+class LoadError(ValueError):
+    """Rows that must not be stored (a unit other than USD, a day outside the chunk...)."""
+
+
+@dataclass(frozen=True)
+class CostRow:
+    date: dt.date
+    slice: str  # account | attributable | home | core
+    hub: str | None  # None only for the account slice
+    service: str
+    amount: Decimal
+    unit: str
+    metric: str
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    date: dt.date
+    hub: str
+    component: str  # compute | home storage
+    username: str
+    value: Decimal  # GiB-hours for compute, mean GiB for home storage
+    unit: str
+    cpu_core_hours: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    date: dt.date
+    hub: str
+    username: str
+    usergroup: str
+    username_escaped: str
+
+
+def save_costs(conn: Connection, rows: Iterable[CostRow], *, first: dt.date, last: dt.date) -> int:
+    """Replace the cost rows of days first..last (all slices); return the rows written."""
+    rows = list(rows)
+    for row in rows:
+        _check_day(row.date, first, last)
+        if row.unit != COST_UNIT:
+            raise LoadError(
+                f"Cost Explorer answered in {row.unit!r} for {row.service} on {row.date}; "
+                f"only {COST_UNIT} is stored, units are never mixed"
+            )
+        if row.slice not in SLICES:
+            raise LoadError(f"unknown cost slice {row.slice!r}")
+    return _replace(conn, cost, rows, first, last)
+
+
+def save_usage(conn: Connection, rows: Iterable[UsageRow], *, first: dt.date, last: dt.date) -> int:
+    """Replace the usage rows (compute and home storage) of days first..last."""
+    rows = list(rows)
+    for row in rows:
+        _check_day(row.date, first, last)
+    return _replace(conn, usage, rows, first, last)
+
+
+def save_groups(
+    conn: Connection, rows: Iterable[GroupRow], *, first: dt.date, last: dt.date
+) -> int:
+    """Replace the group snapshots of days first..last."""
+    rows = list(rows)
+    for row in rows:
+        _check_day(row.date, first, last)
+    return _replace(conn, user_group_snapshot, rows, first, last)
+
+
+def _check_day(day: dt.date, first: dt.date, last: dt.date) -> None:
+    if not first <= day <= last:
+        raise LoadError(f"a row dated {day} is outside the chunk {first}..{last}")
+
+
+def _replace(conn: Connection, table: sa.Table, rows: list, first: dt.date, last: dt.date) -> int:
+    conn.execute(sa.delete(table).where(table.c.date.between(first, last)))
+    if rows:
+        conn.execute(sa.insert(table), [asdict(row) for row in rows])
+    return len(rows)

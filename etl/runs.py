@@ -1,0 +1,85 @@
+"""The run log: one row per chunk (spec/attribution.md §4).
+
+A chunk's row is inserted as `running` and committed on its own, so a killed process leaves a
+visible trace; `mark_succeeded` runs inside the transaction that replaces the chunk's data, so
+the data and its `succeeded` mark commit together; `mark_failed` records the error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from etl.schema import run_log
+from etl.windows import Chunk
+
+MAX_ERROR_CHARS = 2000
+
+
+def start_chunk(engine: Engine, chunk: Chunk, *, now: dt.datetime) -> int:
+    """Insert the chunk's row as `running` in its own transaction; return its id."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.insert(run_log)
+            .values(
+                source=chunk.source,
+                first_day=chunk.first,
+                last_day=chunk.last,
+                started_at=now,
+                status="running",
+            )
+            .returning(run_log.c.id)
+        ).scalar_one()
+
+
+def mark_succeeded(
+    conn: Connection, run_id: int, *, rows: int, requests: int, now: dt.datetime
+) -> None:
+    """Mark the chunk succeeded, inside the caller's data transaction."""
+    conn.execute(
+        sa.update(run_log)
+        .where(run_log.c.id == run_id)
+        .values(status="succeeded", finished_at=now, rows=rows, requests=requests, error=None)
+    )
+
+
+def mark_failed(
+    engine: Engine, run_id: int, *, error: str, requests: int, now: dt.datetime
+) -> None:
+    """Record the failure in its own transaction (the data transaction was rolled back)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(run_log)
+            .where(run_log.c.id == run_id)
+            .values(
+                status="failed", finished_at=now, requests=requests, error=error[:MAX_ERROR_CHARS]
+            )
+        )
+
+
+def last_loaded_day(conn: Connection, source: str) -> dt.date | None:
+    """The latest day covered by a succeeded chunk of the source (None: nothing loaded yet)."""
+    return conn.execute(
+        sa.select(sa.func.max(run_log.c.last_day)).where(
+            run_log.c.source == source, run_log.c.status == "succeeded"
+        )
+    ).scalar_one()
+
+
+def succeeded_chunks(
+    conn: Connection, source: str, first: dt.date, last: dt.date
+) -> set[tuple[dt.date, dt.date]]:
+    """(first_day, last_day) of the source's succeeded chunks lying inside the window."""
+    rows = conn.execute(
+        sa.select(run_log.c.first_day, run_log.c.last_day)
+        .where(
+            run_log.c.source == source,
+            run_log.c.status == "succeeded",
+            run_log.c.first_day >= first,
+            run_log.c.last_day <= last,
+        )
+        .distinct()
+    )
+    return {(r.first_day, r.last_day) for r in rows}
