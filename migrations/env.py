@@ -2,14 +2,9 @@
 
 from alembic import context
 
-from etl.schema import is_view, metadata
+from etl.schema import include_object, metadata
 
 config = context.config
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    # Views are written as whole SQL in their revisions; autogenerate must not touch them.
-    return not (type_ == "table" and is_view(name))
 
 
 def _configure_and_run(**kwargs):
