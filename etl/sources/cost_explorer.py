@@ -1,0 +1,257 @@
+"""AWS Cost Explorer: the four cost slices of spec/attribution.md §1, as CostRow.
+
+`fetch_costs` takes a boto3 `ce` client made at the edge (`make_client`) and sends, per slice,
+one `GetCostAndUsage` (DAILY, `TimePeriod.End` exclusive) and one more per `NextPageToken`.
+`RequestCounter` counts the calls that returned an answer: what AWS bills ($0.01 each, pages
+included). botocore's own retries of a throttled or failed call are extra HTTP requests that
+are not counted: AWS does not bill a throttled call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from etl.load import CostRow
+from etl.schema import SUPPORT_HUB
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+# botocore "standard" retries (throttling, LimitExceededException included, and 5xx) after the
+# first attempt, with exponential backoff and jitter.
+RETRIES = 7
+DEFAULT_REGION = "us-east-1"
+
+# botocore error codes meaning the credentials are missing, wrong or expired.
+CREDENTIAL_ERROR_CODES = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AccessDeniedException",
+    "AuthFailure",
+}
+
+
+class CostExplorerError(RuntimeError):
+    """A Cost Explorer answer that cannot be used; the chunk fails."""
+
+
+class CredentialsError(CostExplorerError):
+    """Missing or invalid AWS credentials: the run stops with this one line."""
+
+
+@dataclass(frozen=True)
+class CostQuery:
+    """What the requests depend on (settings, see §5)."""
+
+    cluster_name: str
+    hub_tag_key: str = "2i2c:hub-name"
+    node_purpose_tag_key: str = "2i2c:node-purpose"
+    volume_purpose_tag_key: str = "2i2c:volume-purpose"
+    metric: str = "UnblendedCost"
+    record_types: tuple[str, ...] = ("Usage",)
+
+    @classmethod
+    def from_settings(cls, settings) -> CostQuery:
+        return cls(
+            cluster_name=settings.cluster_name,
+            hub_tag_key=settings.hub_tag_key,
+            node_purpose_tag_key=settings.node_purpose_tag_key,
+            volume_purpose_tag_key=settings.volume_purpose_tag_key,
+            metric=settings.cost_metric,
+            record_types=settings.cost_record_types,
+        )
+
+
+class RequestCounter:
+    """GetCostAndUsage calls that returned, pages included (what AWS bills)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def make_client(*, endpoint_url: str | None = None):
+    """The boto3 `ce` client with explicit timeouts and retries (the edge creates it)."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": RETRIES},
+    )
+    # A session of its own: boto3's default session caches credentials and is not thread-safe.
+    session = boto3.session.Session()
+    return session.client("ce", region_name=region, config=config, endpoint_url=endpoint_url)
+
+
+def slice_requests(query: CostQuery) -> dict[str, tuple[dict, list[dict]]]:
+    """slice → (Filter, GroupBy), exactly as §1 writes them."""
+    cluster, hub_key = query.cluster_name, query.hub_tag_key
+    node_key, volume_key = query.node_purpose_tag_key, query.volume_purpose_tag_key
+    usage = {"Dimensions": {"Key": "RECORD_TYPE", "Values": list(query.record_types)}}
+    attributable = {
+        "Or": [
+            _tag_equals("alpha.eksctl.io/cluster-name", cluster),
+            _tag_equals(f"kubernetes.io/cluster/{cluster}", "owned"),
+            _tag_equals("2i2c.org/cluster-name", cluster),
+            {"Not": {"Tags": {"Key": hub_key, "MatchOptions": ["ABSENT"]}}},
+            {"Not": {"Tags": {"Key": node_key, "MatchOptions": ["ABSENT"]}}},
+        ]
+    }
+    ec2_other = {"Dimensions": {"Key": "SERVICE", "Values": ["EC2 - Other"]}}
+    core = {
+        "Or": [
+            {"And": [ec2_other, _tag_equals(node_key, "core")]},
+            {
+                "And": [
+                    {
+                        "Dimensions": {
+                            "Key": "SERVICE",
+                            "Values": ["Amazon Elastic Compute Cloud - Compute"],
+                        }
+                    },
+                    _tag_equals(node_key, "core"),
+                ]
+            },
+            {
+                "And": [
+                    ec2_other,
+                    {
+                        "Dimensions": {
+                            "Key": "USAGE_TYPE_GROUP",
+                            "Values": [
+                                "EC2: NAT Gateway - Running Hours",
+                                "EC2: NAT Gateway - Data Processed",
+                            ],
+                        }
+                    },
+                ]
+            },
+            {"And": [ec2_other, _tag_equals("kubernetes.io/created-for/pvc/name", "hub-db-dir")]},
+            {
+                "And": [
+                    ec2_other,
+                    _tag_equals("kubernetes.io/created-for/pvc/namespace", "support"),
+                ]
+            },
+        ]
+    }
+    by_service = [{"Type": "DIMENSION", "Key": "SERVICE"}]
+    by_hub_service = [{"Type": "TAG", "Key": hub_key}, {"Type": "DIMENSION", "Key": "SERVICE"}]
+    return {
+        "account": (usage, by_service),
+        "attributable": ({"And": [usage, attributable]}, by_hub_service),
+        "home": (
+            {"And": [usage, attributable, _tag_equals(volume_key, "home-nfs")]},
+            by_hub_service,
+        ),
+        "core": ({"And": [usage, attributable, core]}, by_hub_service),
+    }
+
+
+def fetch_costs(
+    client, query: CostQuery, *, first: dt.date, last: dt.date, counter: RequestCounter
+) -> Iterator[CostRow]:
+    """Every slice's daily costs for first..last (inclusive), every page followed."""
+    for slice_, (filter_, group_by) in slice_requests(query).items():
+        for result in _pages(client, query, first, last, filter_, group_by, counter):
+            day = dt.date.fromisoformat(result["TimePeriod"]["Start"])
+            estimated = bool(result.get("Estimated", False))
+            for group in result.get("Groups", []):
+                yield _cost_row(day, slice_, group, query, estimated)
+
+
+def _pages(client, query, first, last, filter_, group_by, counter) -> Iterator[dict]:
+    request = {
+        "TimePeriod": {
+            "Start": first.isoformat(),
+            "End": (last + dt.timedelta(days=1)).isoformat(),
+        },
+        "Granularity": "DAILY",
+        "Metrics": [query.metric],
+        "Filter": filter_,
+        "GroupBy": group_by,
+    }
+    token = None
+    while True:
+        page_request = dict(request, NextPageToken=token) if token else request
+        answer = _call(client, page_request)
+        counter.count += 1
+        yield from answer.get("ResultsByTime", [])
+        token = answer.get("NextPageToken")
+        if not token:
+            return
+
+
+def _call(client, request: dict) -> dict:
+    from botocore.exceptions import (
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        TokenRetrievalError,
+    )
+
+    try:
+        return client.get_cost_and_usage(**request)
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise CredentialsError(
+            f"AWS credentials are missing or incomplete ({type(exc).__name__}): configure "
+            "AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a web identity"
+        ) from None
+    except TokenRetrievalError:
+        raise CredentialsError("AWS credentials could not be refreshed (SSO/token)") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in CREDENTIAL_ERROR_CODES:
+            raise CredentialsError(
+                f"AWS rejected the credentials for Cost Explorer ({code}): check the access key, "
+                "its secret, the session token and the ce:GetCostAndUsage permission"
+            ) from None
+        raise CostExplorerError(f"Cost Explorer GetCostAndUsage failed ({code})") from exc
+
+
+def _cost_row(day, slice_, group, query: CostQuery, estimated: bool) -> CostRow:
+    keys = group["Keys"]
+    if slice_ == "account":
+        hub, service = None, keys[0]
+    else:
+        hub, service = _hub(keys[0], query.hub_tag_key), keys[1]
+    metric = group["Metrics"][query.metric]
+    try:
+        amount = Decimal(str(metric["Amount"]))
+    except InvalidOperation:
+        raise CostExplorerError(
+            f"Cost Explorer returned a non-numeric amount for {service} on {day}"
+        ) from None
+    if not amount.is_finite():
+        raise CostExplorerError(f"Cost Explorer returned {amount} for {service} on {day}")
+    return CostRow(
+        date=day,
+        slice=slice_,
+        hub=hub,
+        service=service,
+        amount=amount,
+        unit=metric["Unit"],
+        metric=query.metric,
+        estimated=estimated,
+    )
+
+
+def _hub(group_key: str, hub_tag_key: str) -> str:
+    """`H$prod` → `prod`; `H$` (untagged) → the `support` hub."""
+    prefix = f"{hub_tag_key}$"
+    value = group_key[len(prefix) :] if group_key.startswith(prefix) else group_key
+    return value or SUPPORT_HUB
+
+
+def _tag_equals(key: str, value: str) -> dict:
+    return {"Tags": {"Key": key, "Values": [value], "MatchOptions": ["EQUALS"]}}
