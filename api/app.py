@@ -1,38 +1,108 @@
-"""The Starlette application (minimal until the API lands)."""
+"""The Starlette application: routes, middleware, error handlers, and the engine's lifespan.
+
+Nothing connects at import or at `create_app`: the engine (pool size and statement timeout
+from the settings, every connection dropped to the read-only role) is made in the lifespan.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api import endpoints
+from api.auth import BearerToken
+from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
+from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
+from api.openapi import openapi_document
+from etl import migrate
 from etl.settings import Settings
 
+Clock = Callable[[], dt.datetime]
 
-def create_app(settings: Settings, *, database_url: str) -> Starlette:
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class ApiState:
+    """What the endpoints need, in one place on `app.state.hubcost`."""
+
+    settings: Settings
+    clock: Clock
+    head_revision: str
+    metrics: ApiMetrics
+    engine: Engine | None = field(default=None)
+
+    def today(self) -> dt.date:
+        return self.clock().astimezone(dt.UTC).date()
+
+    def connect(self):
+        return self.engine.connect()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str,
+    clock: Clock = utc_now,
+    metrics: ApiMetrics | None = None,
+) -> Starlette:
+    state = ApiState(
+        settings=settings,
+        clock=clock,
+        head_revision=migrate.head_revision(),
+        metrics=metrics or ApiMetrics(),
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         from etl.database import create_engine
 
-        app.state.engine = create_engine(
+        state.engine = create_engine(
             database_url,
             pool_size=settings.db_pool_size,
             statement_timeout_ms=settings.statement_timeout_ms,
             role=settings.api_db_role,
             application_name="hubcost-api",
         )
-        yield
-        app.state.engine.dispose()
+        try:
+            yield
+        finally:
+            state.engine.dispose()
 
-    async def index(request):
-        return JSONResponse({"message": "hubcost: JupyterHub cost attribution"})
+    document = openapi_document()
 
-    def ready(request):
-        with request.app.state.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return JSONResponse({"status": "ready"})
+    def openapi(request: Request) -> Response:
+        return JSONResponse(document)
 
-    return Starlette(routes=[Route("/", index), Route("/health/ready", ready)], lifespan=lifespan)
+    routes = [
+        Route("/", endpoints.index, methods=["GET"]),
+        Route("/health/ready", endpoints.ready, methods=["GET"]),
+        *(
+            Route(spec.path, endpoints.list_endpoint(spec), methods=["GET"])
+            for spec in endpoints.LIST_ENDPOINTS
+        ),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    middleware = [Middleware(RequestMetrics, metrics=state.metrics), Middleware(UnexpectedErrors)]
+    if settings.api_token is not None:
+        middleware.append(Middleware(BearerToken, token=settings.api_token.reveal()))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.hubcost = state
+    return app

@@ -1,0 +1,274 @@
+"""The endpoints: parameters → query → rows → JSON or CSV.
+
+`LIST_ENDPOINTS` declares each list endpoint once (path, parameters, query, row); the routes
+and the OpenAPI document are both built from it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy.exc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import queries
+from api.errors import DatabaseUnavailable
+from api.params import Listing, Reader
+
+FRESHNESS_HEADER = "X-Data-Loaded-At"
+
+
+@dataclass(frozen=True)
+class ListEndpoint:
+    path: str
+    summary: str
+    description: str
+    build: Callable[[Listing], queries.Select]
+    row_name: str
+    columns: tuple[str, ...]
+    scalar: bool = False
+    dates: bool = True
+    # query parameter → the Listing field it fills
+    filters: dict[str, str] = field(default_factory=dict)
+    limit: bool = False
+    order: str = ""
+
+
+LIST_ENDPOINTS = (
+    ListEndpoint(
+        "/hub-names",
+        "Hub names",
+        "Every hub with attributable cost or usage in the range (`support` holds untagged cost).",
+        queries.hub_names,
+        "HubName",
+        ("hub",),
+        scalar=True,
+        order="by name",
+    ),
+    ListEndpoint(
+        "/component-names",
+        "Component names",
+        "The components attributed to users, in canonical order.",
+        lambda listing: queries.component_names(),
+        "ComponentName",
+        ("component",),
+        scalar=True,
+        dates=False,
+        order="canonical component order",
+    ),
+    ListEndpoint(
+        "/total-costs",
+        "Total costs",
+        "Per day, the whole account's usage cost (`account`) and the part attributable to the "
+        "cluster (`attributable`), rounded to cents.",
+        queries.total_costs,
+        "TotalCost",
+        ("date", "cost", "name"),
+        order="date, name",
+    ),
+    ListEndpoint(
+        "/total-costs-per-hub",
+        "Total costs per hub",
+        "Per day and hub, the attributable cost, rounded to cents.",
+        queries.total_costs_per_hub,
+        "HubCost",
+        ("date", "cost", "name"),
+        order="date, name",
+    ),
+    ListEndpoint(
+        "/total-costs-per-component",
+        "Total costs per component",
+        "Per day and component, the cost of all hubs (or of the `hub` filter's hubs; "
+        "`hub=support` is the untagged cost), rounded to cents after summing.",
+        queries.total_costs_per_component,
+        "ComponentCost",
+        ("date", "cost", "component"),
+        filters={"hub": "hubs", "component": "components"},
+        order="date, canonical component order",
+    ),
+    ListEndpoint(
+        "/costs-per-user",
+        "Costs per user",
+        "Per day, hub, component and user, the user's share of the component cost (compute and "
+        "home storage), rounded to 4 decimals; one row per group of the user that day. `limit` "
+        "keeps the N users with the highest total cost over the filtered rows.",
+        queries.costs_per_user,
+        "UserCost",
+        ("date", "hub", "component", "user", "value", "usergroup"),
+        filters={
+            "hub": "hubs",
+            "component": "components",
+            "user": "users",
+            "usergroup": "usergroups",
+        },
+        limit=True,
+        order="date, hub, component, value descending, user, usergroup",
+    ),
+    ListEndpoint(
+        "/total-usage",
+        "Total usage",
+        "Per day, user, hub and component, the user's share (0 to 1, unrounded) of the hub's "
+        "usage.",
+        queries.total_usage,
+        "UsageShare",
+        ("date", "user", "hub", "component", "value"),
+        filters={"hub": "hubs", "component": "components", "user": "users"},
+        order="date, component, hub, user",
+    ),
+    ListEndpoint(
+        "/total-costs-per-group",
+        "Total costs per group",
+        "Per day and group, the rounded sum of the group members' unrounded costs (a user in "
+        "several groups counts in each).",
+        queries.total_costs_per_group,
+        "GroupCost",
+        ("date", "usergroup", "cost"),
+        order="date, usergroup",
+    ),
+    ListEndpoint(
+        "/user-groups",
+        "User groups",
+        "Each group-snapshot row (as the exporter wrote it, `none` and `multiple` included) in "
+        "force on some day of the range.",
+        queries.user_groups,
+        "UserGroup",
+        ("hub", "username", "username_escaped", "usergroup"),
+        filters={"hub": "hubs", "username": "users", "usergroup": "usergroups"},
+        order="hub, username, usergroup",
+    ),
+    ListEndpoint(
+        "/users-with-multiple-groups",
+        "Users with multiple groups",
+        "One row per real group of each user with more than one, in each hub's latest snapshot.",
+        queries.users_with_multiple_groups,
+        "UserWithMultipleGroups",
+        ("username", "hub", "usergroup"),
+        dates=False,
+        filters={"hub_name": "hubs", "user_name": "users"},
+        order="hub, username, usergroup",
+    ),
+    ListEndpoint(
+        "/users-with-no-groups",
+        "Users with no groups",
+        "Users whose only row in their hub's latest snapshot is `none`.",
+        queries.users_with_no_groups,
+        "UserWithNoGroups",
+        ("username", "hub"),
+        dates=False,
+        filters={"hub_name": "hubs", "user_name": "users"},
+        order="hub, username",
+    ),
+)
+
+
+def list_endpoint(spec: ListEndpoint):
+    def endpoint(request: Request) -> Response:
+        state = request.app.state.hubcost
+        reader = Reader(request.query_params)
+        fields: dict = {}
+        if spec.dates:
+            fields["days"] = reader.days(state.today(), state.settings.max_range_days)
+        for param, name in spec.filters.items():
+            fields[name] = reader.names(param)
+        if spec.limit:
+            fields["limit"] = reader.limit()
+        response_format = reader.response_format(request.headers.get("accept", ""))
+        wanted_components = fields.get("components")
+        if wanted_components is None:
+            # Nothing to check against the database: a bad request never needs a connection.
+            reader.done()
+        with state.connect() as conn:
+            if wanted_components is not None:
+                fields["components"] = reader.check_components(
+                    wanted_components, queries.known_components(conn)
+                )
+            reader.done()
+            select = spec.build(Listing(**fields))
+            if response_format == "csv":
+                rows = queries.run_rows(conn, select)
+                loaded_at = queries.data_loaded_at(conn)
+                return csv_response(select.columns, rows, loaded_at)
+            body, loaded_at = queries.run_json(conn, select)
+        return Response(body, media_type="application/json", headers=freshness(loaded_at))
+
+    endpoint.__name__ = spec.row_name
+    return endpoint
+
+
+def csv_response(columns, rows, loaded_at: dt.datetime | None) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv", headers=freshness(loaded_at))
+
+
+def freshness(loaded_at: dt.datetime | None) -> dict[str, str]:
+    if loaded_at is None:
+        return {}
+    return {FRESHNESS_HEADER: iso_utc(loaded_at)}
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def index(request: Request) -> Response:
+    state = request.app.state.hubcost
+    with state.connect() as conn:
+        loaded_at = queries.data_loaded_at(conn)
+    return JSONResponse(
+        {
+            "message": "hubcost: what each JupyterHub hub, component, group and user cost",
+            "openapi": "/openapi.json",
+            "health": "/health/ready",
+            "metrics": "/metrics",
+            "endpoints": [spec.path for spec in LIST_ENDPOINTS],
+        },
+        headers=freshness(loaded_at),
+    )
+
+
+def ready(request: Request) -> Response:
+    """200 when the database answers and its schema is the migrations' head; else 503."""
+    state = request.app.state.hubcost
+    try:
+        with state.connect() as conn:
+            statuses = queries.etl_status(conn)
+    except sqlalchemy.exc.ProgrammingError as exc:
+        # No status view to read (or no right to read it): the schema is not migrated.
+        raise DatabaseUnavailable("schema not migrated: run hubcost migrate") from exc
+    versions = {row.schema_version for row in statuses}
+    if versions != {state.head_revision}:
+        found = ", ".join(sorted(str(v) for v in versions)) or "none"
+        raise DatabaseUnavailable(
+            f"schema at revision {found}, expected {state.head_revision}: run hubcost migrate"
+        )
+    successes = [row.last_success_at for row in statuses if row.last_success_at is not None]
+    loaded_at = max(successes, default=None)
+    return JSONResponse(
+        {
+            "status": "ready",
+            "schema_version": state.head_revision,
+            "data_loaded_at": iso_utc(loaded_at) if loaded_at else None,
+            "sources": {
+                row.source: {
+                    "last_success_at": iso_utc(row.last_success_at)
+                    if row.last_success_at
+                    else None,
+                    "last_day_loaded": row.last_day_loaded.isoformat()
+                    if row.last_day_loaded
+                    else None,
+                    "failed_chunks_24h": row.failed_chunks_24h,
+                    "running_chunks": row.running_chunks,
+                }
+                for row in statuses
+            },
+        },
+        headers=freshness(loaded_at),
+    )

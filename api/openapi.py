@@ -1,0 +1,257 @@
+"""The OpenAPI 3 document, built from the same endpoint table as the routes.
+
+Parameters carry real types (dates, integers, arrays of names) so that generated tests send
+realistic values; every row has its schema under components/schemas.
+"""
+
+from __future__ import annotations
+
+from api.endpoints import LIST_ENDPOINTS, ListEndpoint
+
+DAY = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": "^[0-9]{1,15}$", "description": "epoch milliseconds"},
+    ]
+}
+DATE_DESCRIPTION = {
+    "from": "First day (inclusive). YYYY-MM-DD, an ISO 8601 date-time (`Z` or an offset; none "
+    "means UTC) or epoch milliseconds; each becomes a UTC calendar day. Default: `to` - 30 days.",
+    "to": "Last day (inclusive), same forms as `from`. Default and upper bound: today (UTC).",
+}
+FILTER_DESCRIPTION = (
+    "Any of these names (exact match). Repeat the parameter or use Grafana's `{a,b}`; absent, "
+    "empty or `all` means no filter."
+)
+COLUMN_SCHEMAS = {
+    "date": {"type": "string", "format": "date"},
+    "cost": {"type": "number", "description": "USD, rounded half up to 2 decimals"},
+}
+VALUE_SCHEMAS = {
+    "UserCost": {"type": "number", "description": "USD, rounded half up to 4 decimals"},
+    "UsageShare": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "the user's share of the hub's usage, unrounded",
+    },
+}
+ERROR = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {"detail": {"type": "string"}},
+}
+VALIDATION_ERROR = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+def _error(description: str, schema: str = "Error") -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+COMMON_ERRORS = {
+    "401": _error("API_TOKEN is set and the bearer token is missing or wrong"),
+    "500": _error("Unexpected error (generic message; details are in the server's log)"),
+    "503": _error("The database is unavailable or timed out"),
+}
+
+
+def _row_schema(spec: ListEndpoint) -> dict:
+    if spec.scalar:
+        return {"type": "string"}
+    properties = {}
+    for column in spec.columns:
+        if column == "value":
+            properties[column] = VALUE_SCHEMAS[spec.row_name]
+        else:
+            properties[column] = COLUMN_SCHEMAS.get(column, {"type": "string"})
+    return {
+        "type": "object",
+        "required": list(spec.columns),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _parameters(spec: ListEndpoint) -> list[dict]:
+    parameters = []
+    if spec.dates:
+        for name in ("from", "to"):
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": DATE_DESCRIPTION[name],
+                    "schema": DAY,
+                }
+            )
+    for name in spec.filters:
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": FILTER_DESCRIPTION,
+                "style": "form",
+                "explode": True,
+                "schema": {"type": "array", "items": {"type": "string"}},
+            }
+        )
+    if spec.limit:
+        parameters.append(
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "description": "Keep the N users with the highest total cost over the filtered "
+                "rows (ties: by username). Absent, empty or `all`: every user.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        )
+    parameters.append(
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "description": "`csv` for the same rows as CSV (as does `Accept: text/csv`).",
+            "schema": {"type": "string", "enum": ["json", "csv"]},
+        }
+    )
+    return parameters
+
+
+def _list_operation(spec: ListEndpoint) -> dict:
+    responses = {
+        "200": {
+            "description": f"Rows ordered by {spec.order}; `[]` when nothing matches. The "
+            "X-Data-Loaded-At header is the time of the last successful load.",
+            "headers": {"X-Data-Loaded-At": {"schema": {"type": "string", "format": "date-time"}}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": f"#/components/schemas/{spec.row_name}"},
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        "422": _error("Invalid parameters, one item per problem", "ValidationError"),
+        **COMMON_ERRORS,
+    }
+    return {
+        "get": {
+            "operationId": spec.path.strip("/").replace("-", "_"),
+            "summary": spec.summary,
+            "description": spec.description,
+            "parameters": _parameters(spec),
+            "responses": responses,
+        }
+    }
+
+
+def _plain(summary: str, description: str, schema: dict, media: str = "application/json"):
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "responses": {
+                "200": {"description": "OK", "content": {media: {"schema": schema}}},
+                **COMMON_ERRORS,
+            },
+        }
+    }
+
+
+def openapi_document() -> dict:
+    paths = {
+        "/": _plain(
+            "Index",
+            "A message with links to the endpoints and this document.",
+            {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "endpoints": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        ),
+        "/health/ready": _plain(
+            "Ready",
+            "200 when the database answers and its schema is at the migrations' head, 503 "
+            "otherwise. Never needs the bearer token.",
+            {"$ref": "#/components/schemas/Ready"},
+        ),
+    }
+    for spec in LIST_ENDPOINTS:
+        paths[spec.path] = _list_operation(spec)
+    paths["/openapi.json"] = _plain("OpenAPI", "This document.", {"type": "object"})
+    paths["/metrics"] = _plain(
+        "Metrics",
+        "Prometheus text format: requests and latencies per endpoint; per source, the last "
+        "successful load, rows loaded, requests made and failed chunks (last 24 hours).",
+        {"type": "string"},
+        media="text/plain",
+    )
+    paths["/health/ready"]["get"]["security"] = []
+    schemas = {spec.row_name: _row_schema(spec) for spec in LIST_ENDPOINTS}
+    source = {
+        "type": "object",
+        "properties": {
+            "last_success_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_day_loaded": {"type": ["string", "null"], "format": "date"},
+            "failed_chunks_24h": {"type": "integer"},
+            "running_chunks": {"type": "integer"},
+        },
+    }
+    schemas["Ready"] = {
+        "type": "object",
+        "required": ["status", "schema_version", "data_loaded_at", "sources"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready"]},
+            "schema_version": {"type": "string"},
+            "data_loaded_at": {"type": ["string", "null"], "format": "date-time"},
+            "sources": {"type": "object", "additionalProperties": source},
+        },
+    }
+    schemas["Error"] = ERROR
+    schemas["ValidationError"] = VALIDATION_ERROR
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hubcost",
+            "version": "1",
+            "description": "What each JupyterHub hub, component, group and user cost, read from "
+            "the attribution views. Every number comes from the database; no request calls AWS "
+            "or Prometheus.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"bearer": []}],
+    }
