@@ -1,0 +1,210 @@
+"""Every Infinity (HTTP JSON) panel's URL, expanded as Grafana would, is a real endpoint of the
+API with parameters it declares, answers 200, and returns the columns the panel reads; the
+names its transformations use are names the data has."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+import jsonata
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from etl.settings import Settings
+from tests.conftest import READER_ROLE
+from tests.dashboards import grafana
+from tests.dashboards.sample_data import load_sample
+
+DATASOURCE_TYPE = "yesoreyeram-infinity-datasource"
+SELECTIONS = {
+    "all": {},
+    "one": {"hub": ["prod"], "component": ["compute"], "group": ["physics"]},
+    "two": {"hub": ["prod", "staging"], "component": ["compute", "home storage"]},
+}
+
+
+@pytest.fixture
+def api(conn, database_url):
+    load_sample(conn, now=dt.datetime.now(dt.UTC))
+    settings = Settings.from_env({"API_DB_ROLE": READER_ROLE})
+    with TestClient(create_app(settings, database_url=database_url)) as client:
+        yield client
+
+
+def _targets():
+    for path in grafana.INFINITY_DASHBOARDS:
+        for panel in grafana.panels(grafana.load(path)):
+            if panel.get("targets"):
+                yield pytest.param(path, panel["id"], id=f"{path.stem}-{panel['id']}")
+
+
+def test_there_are_infinity_dashboards():
+    assert [p.name for p in grafana.INFINITY_DASHBOARDS] == ["costs.json", "users-and-groups.json"]
+
+
+def declared_parameters(client: TestClient) -> dict[str, set[str]]:
+    document = client.get("/openapi.json").json()
+    return {
+        path: {p["name"] for p in item["get"].get("parameters", []) if p["in"] == "query"}
+        for path, item in document["paths"].items()
+        if "get" in item
+    }
+
+
+def fetch(client: TestClient, url: str, declared: dict[str, set[str]], root_selector: str = ""):
+    """GET a dashboard URL (relative to the datasource's base URL) and apply its selector."""
+    assert url.startswith("/"), f"{url}: URLs are relative to the datasource's base URL"
+    parts = urlsplit(url)
+    assert parts.path in declared, f"{parts.path} is not an endpoint of the API"
+    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+        assert name in declared[parts.path], f"{parts.path} declares no parameter {name}"
+    response = client.get(url)
+    assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
+    body = response.json()
+    if root_selector:
+        body = jsonata.Jsonata(root_selector).evaluate(body)
+    return body
+
+
+def variable_values(client, dashboard, declared) -> dict[str, list[str]]:
+    """Each variable's options as Grafana would list them; "All" is selected by default."""
+    definitions = grafana.variables(dashboard)
+    values: dict[str, list[str]] = {}
+    for name, definition in definitions.items():
+        if definition["type"] == "query":
+            query = definition["query"]["infinityQuery"]
+            assert definition["datasource"]["type"] == DATASOURCE_TYPE
+            url = grafana.expand_url(query["url"], {}, definitions)
+            options = fetch(client, url, declared, query.get("root_selector", ""))
+            assert isinstance(options, list) and options, f"variable {name} has no options"
+            assert all(isinstance(o, str) for o in options), f"variable {name}: not strings"
+        elif definition["type"] == "custom":
+            options = definition["query"].split(",")
+        else:
+            continue
+        if definition.get("includeAll"):
+            assert definition.get("allValue") == "all", f"{name}: All must be sent as `all`"
+            values[name] = ["$__all"]
+        else:
+            assert definition["current"]["value"] in options
+            values[name] = [definition["current"]["value"]]
+    return values
+
+
+def test_variables_list_what_the_api_serves(api):
+    declared = declared_parameters(api)
+    dashboard = grafana.load(grafana.DASHBOARDS / "infinity" / "users-and-groups.json")
+    definitions = grafana.variables(dashboard)
+    variable_values(api, dashboard, declared)
+    hub_query = definitions["hub"]["query"]["infinityQuery"]
+    assert fetch(api, grafana.expand_url(hub_query["url"], {}, definitions), declared) == [
+        "prod",
+        "staging",
+        "support",
+    ]
+    group_query = definitions["group"]["query"]["infinityQuery"]
+    url = grafana.expand_url(group_query["url"], {}, definitions)
+    assert fetch(api, url, declared, group_query["root_selector"]) == [
+        "chemistry",
+        "multiple",
+        "none",
+        "physics",
+    ]
+
+
+def _check_value(column: dict, value, where: str) -> None:
+    kind = column["type"]
+    if kind == "number":
+        assert isinstance(value, int | float) and not isinstance(value, bool), where
+    elif kind == "string":
+        assert isinstance(value, str), where
+    elif kind == "timestamp":
+        assert isinstance(value, str), where
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        raise AssertionError(f"{where}: column type {kind} is not one the tests check")
+
+
+def _check_transformations(panel: dict, names: set[str]) -> None:
+    """Each transformation names fields that exist at that step (field names are the
+    columns' `text`; groupBy names an aggregate `<field> (<calculation>)`)."""
+    title = panel["title"]
+    known = set(names)
+    seen = set(names)
+    for step in panel.get("transformations", []):
+        options = step["options"]
+        if step["id"] == "groupBy":
+            produced = set()
+            for name, how in options["fields"].items():
+                assert name in known, f"{title}: groupBy uses unknown field {name}"
+                if how["operation"] == "groupby":
+                    produced.add(name)
+                else:
+                    produced |= {f"{name} ({a})" for a in how["aggregations"]}
+            known = known | produced if "filter" in step else produced
+        elif step["id"] == "sortBy":
+            for sort in options["sort"]:
+                assert sort["field"] in known, f"{title}: sortBy unknown field {sort['field']}"
+        elif step["id"] == "partitionByValues":
+            assert set(options["fields"]) <= known, f"{title}: partition by unknown field"
+        elif step["id"] == "joinByField":
+            assert options["byField"] in known, f"{title}: join on unknown field"
+        elif step["id"] == "calculateField":
+            binary = options["binary"]
+            assert {binary["left"], binary["right"]} <= known, f"{title}: unknown operand"
+            known.add(options["alias"])
+        elif step["id"] == "organize":
+            for key in ("excludeByName", "indexByName", "renameByName"):
+                unknown = set(options.get(key, {})) - known
+                assert not unknown, f"{title}: organize names unknown fields {unknown}"
+        else:
+            raise AssertionError(f"{title}: transformation {step['id']} is not checked")
+        seen |= known
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        if override["matcher"]["id"] == "byName":
+            assert override["matcher"]["options"] in seen, f"{title}: override of unknown field"
+
+
+@pytest.mark.parametrize("selection", list(SELECTIONS))
+@pytest.mark.parametrize(("path", "panel_id"), list(_targets()))
+def test_panel_urls_are_real_endpoints_returning_the_columns_the_panel_reads(
+    api, path, panel_id, selection
+):
+    dashboard = grafana.load(path)
+    definitions = grafana.variables(dashboard)
+    declared = declared_parameters(api)
+    values = variable_values(api, dashboard, declared)
+    values.update({k: v for k, v in SELECTIONS[selection].items() if k in values})
+    panel = next(p for p in grafana.panels(dashboard) if p["id"] == panel_id)
+    names = set()
+    for target in panel["targets"]:
+        assert target["datasource"] == panel["datasource"]
+        assert target["datasource"]["type"] == DATASOURCE_TYPE
+        assert (target["type"], target["source"], target["parser"]) == ("json", "url", "backend")
+        url = grafana.expand_url(target["url"], values, definitions)
+        rows = fetch(api, url, declared, target.get("root_selector", ""))
+        assert isinstance(rows, list), f"{url}: not a list of rows"
+        if selection == "all":
+            assert rows, f"{panel['title']}: {url} returned no rows on the sample data"
+        columns = target["columns"]
+        assert columns, f"{panel['title']}: a target lists the columns it reads"
+        for row in rows:
+            for column in columns:
+                where = f"{panel['title']}: {url} row {json.dumps(row)} column {column}"
+                assert column["selector"] in row, where
+                _check_value(column, row[column["selector"]], where)
+        names |= {c["text"] for c in columns}
+    _check_transformations(panel, names)
+
+
+def test_top_users_url_limits_to_n_users(api):
+    dashboard = grafana.load(grafana.DASHBOARDS / "infinity" / "users-and-groups.json")
+    definitions = grafana.variables(dashboard)
+    declared = declared_parameters(api)
+    values = variable_values(api, dashboard, declared) | {"top_n": ["1"]}
+    panel = next(p for p in grafana.panels(dashboard) if p["title"] == "Top $top_n users")
+    rows = fetch(api, grafana.expand_url(panel["targets"][0]["url"], values, definitions), declared)
+    assert {row["user"] for row in rows} == {"alice"}
