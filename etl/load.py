@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -100,5 +100,11 @@ def _check_day(day: dt.date, first: dt.date, last: dt.date) -> None:
 def _replace(conn: Connection, table: sa.Table, rows: list, first: dt.date, last: dt.date) -> int:
     conn.execute(sa.delete(table).where(table.c.date.between(first, last)))
     if rows:
-        conn.execute(sa.insert(table), [asdict(row) for row in rows])
+        # COPY, in the caller's transaction: executemany (pipelined) was ~40x slower here.
+        names = [f.name for f in fields(rows[0])]
+        columns = ", ".join(f'"{table.c[name].name}"' for name in names)
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(tuple(getattr(row, name) for name in names))
     return len(rows)

@@ -1,12 +1,77 @@
-"""The in-process scheduler (placeholder until the ETL lands)."""
+"""The in-process scheduler of `hubcost run`: `hubcost etl` on ETL_CRON (UTC) and once at start.
+
+Every run takes the advisory lock ETL_RUN_LOCK (inside `jobs.run_etl`), so several replicas, a
+CronJob and a hand-run backfill never load at the same time; a run that finds the lock taken
+does nothing. The engine and the source clients are made here, once, at start.
+"""
+
+from __future__ import annotations
 
 import logging
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from etl import jobs
+
+log = logging.getLogger("hubcost.scheduler")
 
 
-def start_scheduler(settings) -> BackgroundScheduler:
-    logging.getLogger(__name__).warning("the ETL scheduler is not implemented yet")
+def scheduled_run(engine, sources, *, lookback_days: int, initial_days: int, clock=jobs.utc_now):
+    """One scheduled run; its outcome is logged (the run log has the details)."""
+    result = jobs.run_etl(
+        engine, sources, clock=clock, lookback_days=lookback_days, initial_days=initial_days
+    )
+    if result.in_progress:
+        log.info("skipped: another ETL run holds the lock")
+    elif result.failed:
+        log.error(
+            "ETL run: %d chunk(s) failed, %d succeeded: %s",
+            result.failed,
+            result.succeeded,
+            "; ".join(result.errors),
+        )
+    else:
+        log.info("ETL run: %d chunk(s) succeeded", result.succeeded)
+    return result
+
+
+def start_scheduler(settings, *, engine=None, sources=None) -> BackgroundScheduler:
+    """Start the background scheduler: one run now, then on ETL_CRON (UTC)."""
+    from etl.database import create_engine, database_url
+
+    own_engine = engine is None
+    if own_engine:
+        engine = create_engine(database_url(settings), pool_size=2)
+    if sources is None:
+        sources = jobs.sources_from_settings(settings)
+    if sources.demo:
+        log.warning(
+            "DEMO DATA: no source is configured (CLUSTER_NAME, PROMETHEUS_URL), so the scheduler "
+            "loads deterministic synthetic costs and usage; set a source for real numbers"
+        )
+    kwargs = {
+        "engine": engine,
+        "sources": sources,
+        "lookback_days": settings.lookback_days,
+        "initial_days": jobs.DEMO_DAYS if sources.demo else settings.initial_days,
+    }
     scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        scheduled_run,
+        CronTrigger.from_crontab(settings.etl_cron, timezone="UTC"),
+        kwargs=kwargs,
+        id="etl",
+        name="hubcost etl",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    # The run at start: no trigger means "once, now".
+    scheduler.add_job(scheduled_run, kwargs=kwargs, id="etl-at-start", name="hubcost etl (start)")
+    if own_engine:
+        scheduler.add_listener(lambda event: engine.dispose(), EVENT_SCHEDULER_SHUTDOWN)
     scheduler.start()
+    log.info("ETL scheduled on %r (UTC), and running once now", settings.etl_cron)
     return scheduler
