@@ -120,3 +120,17 @@ def expand_url(url: str, values: dict[str, list[str]], definitions: dict[str, di
     expanded = VARIABLE.sub(variable, url)
     assert "$" not in expanded, f"unexpanded macro left in {expanded}"
     return expanded
+
+
+def check_column_value(column: dict, value, where: str) -> None:
+    """An Infinity column's value has the type the column declares."""
+    kind = column["type"]
+    if kind == "number":
+        assert isinstance(value, int | float) and not isinstance(value, bool), where
+    elif kind == "string":
+        assert isinstance(value, str), where
+    elif kind == "timestamp":
+        assert isinstance(value, str), where
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        raise AssertionError(f"{where}: column type {kind} is not one the tests check")
