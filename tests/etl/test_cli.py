@@ -1,10 +1,8 @@
 """`hubcost etl`, `hubcost backfill` and the scheduler of `hubcost run`, as an operator runs them."""
 
 import datetime as dt
-import logging
 import time
 
-import pytest
 import sqlalchemy as sa
 
 from etl import cli, scheduler
@@ -13,39 +11,6 @@ from etl.settings import Settings
 from etl.windows import cost_chunks
 from tests.etl.sources.aws_endpoint import FakeCostExplorer
 from tests.rows import select_all
-
-ENV_TO_CLEAR = (
-    "CLUSTER_NAME",
-    "PROMETHEUS_URL",
-    "DEMO",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "LOG_FORMAT",
-)
-
-
-@pytest.fixture
-def cli_env(monkeypatch, database_url, tmp_path):
-    for name in ENV_TO_CLEAR:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("LOG_LEVEL", "INFO")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield monkeypatch
-    # cli.main installs its own handler on the root logger; give pytest its own back.
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def statuses(engine):
