@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -95,3 +96,20 @@ def test_the_read_only_role_cannot_read_the_tables(conn):
     conn.execute(sa.text(f'SET ROLE "{READER_ROLE}"'))
     with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
         conn.execute(sa.text("SELECT * FROM cost"))
+
+
+def test_user_costs_and_unattributed_costs_give_back_the_user_components(conn):
+    # docs/sql.md, unattributed_costs: "user_costs plus this view give back the compute and
+    # home-storage cost of component_costs".
+    load_sample(conn, now=dt.datetime.now(dt.UTC))
+    conn.execute(sa.text(f'SET ROLE "{READER_ROLE}"'))
+    parts, whole = conn.execute(
+        sa.text(
+            """SELECT (SELECT sum(cost) FROM user_costs)
+                      + (SELECT sum(cost) FROM unattributed_costs),
+                      (SELECT sum(cost) FROM component_costs
+                       WHERE component IN ('compute', 'home storage'))"""
+        )
+    ).one()
+    assert abs(parts - whole) < Decimal("1e-9")
+    assert conn.execute(sa.text("SELECT count(*) FROM unattributed_costs")).scalar_one() > 0
