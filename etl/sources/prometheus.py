@@ -211,16 +211,29 @@ def _query(client, text: str, at: dt.datetime) -> list[dict]:
     where = redacted_url(client.url)
     try:
         return client.custom_query(text, params={"time": f"{at.timestamp():.3f}"})
-    except requests.Timeout:
-        raise PrometheusError(f"Prometheus at {where} timed out (after retries)") from None
-    except requests.ConnectionError:
-        raise PrometheusError(f"Prometheus at {where} is unreachable (after retries)") from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        problem = "timed out" if _timed_out(exc) else "is unreachable"
+        raise PrometheusError(f"Prometheus at {where} {problem} (after retries)") from None
     except requests.RequestException as exc:
         raise PrometheusError(
             f"Prometheus at {where} failed ({type(exc).__name__}, after retries)"
         ) from None
     except PrometheusApiClientException as exc:
         raise PrometheusError(f"Prometheus at {where} answered {str(exc)[:300]}") from None
+
+
+def _timed_out(exc: Exception) -> bool:
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+
+    if isinstance(exc, requests.Timeout):
+        return True
+    # Retries exhausted on timeouts surface as ConnectionError(MaxRetryError(reason)); urllib3
+    # makes a refused connection a kind of ConnectTimeoutError, which it is not.
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    if isinstance(reason, NewConnectionError):
+        return False
+    return isinstance(reason, ReadTimeoutError | ConnectTimeoutError)
 
 
 def _value(series: dict, what: str, day: dt.date) -> Decimal | None:

@@ -1,5 +1,6 @@
 """The Prometheus source against a real server holding the history of prometheus_history."""
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -157,3 +158,72 @@ def test_auth_and_tls_settings_reach_the_client():
     assert token._session.verify is False
     basic = client_for("https://p.example", PROMETHEUS_USERNAME="u", PROMETHEUS_PASSWORD="pw")
     assert basic.auth == ("u", "pw") and basic._session.verify is True
+
+
+class FlakyPrometheus:
+    """A local HTTP endpoint answering /api/v1/query from a script of (status, delay_s)."""
+
+    EMPTY = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+
+    def __init__(self, script):
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.hits = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                step = script[min(fake.hits, len(script) - 1)]
+                fake.hits += 1
+                status, delay = step
+                time.sleep(delay)
+                body = fake.EMPTY if status == 200 else b"unavailable"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client timed out and left
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_5xx_answers_are_retried_then_succeed():
+    with FlakyPrometheus([(503, 0), (502, 0), (200, 0)]) as server:
+        got = fetch_usage_day(client_for(server.url), D1, now=AFTER)
+    assert (got.usage, got.requests) == ([], 4)
+    assert server.hits == 2 + 4
+
+
+def test_5xx_that_persists_fails_the_day_after_the_retries():
+    with FlakyPrometheus([(503, 0)]) as server:
+        with pytest.raises(PrometheusError, match="after retries"):
+            fetch_usage_day(client_for(server.url), D1, now=AFTER)
+    assert server.hits == 1 + 3  # the first attempt and RETRIES more
+
+
+def test_a_slow_prometheus_times_out():
+    settings = Settings.from_env({"PROMETHEUS_URL": "http://x", "PROMETHEUS_TIMEOUT_S": "0.2"})
+    with FlakyPrometheus([(200, 1.0)]) as server:
+        settings = dataclasses.replace(settings, prometheus_url=server.url)
+        client = make_client(settings, retries=1, backoff_factor=0.01)
+        with pytest.raises(PrometheusError, match="timed out"):
+            fetch_usage_day(client, D1, now=AFTER)
+    assert server.hits == 2
