@@ -164,6 +164,7 @@ def fetch_usage_day(
             )
         )
 
+    home_gib: dict[tuple[str, str], Decimal] = {}
     for series in answers["home"]:
         labels = series["metric"]
         hub, directory = labels.get("namespace"), labels.get("directory")
@@ -173,16 +174,13 @@ def fetch_usage_day(
         names = escaped_names.get(hub)
         if names is None:
             names = (earlier_usernames or {}).get(hub, {})
-        result.usage.append(
-            UsageRow(
-                date=day,
-                hub=hub,
-                component="home storage",
-                username=directory_username(directory, names),
-                value=value / GIB,
-                unit=HOME_STORAGE_UNIT,
-            )
-        )
+        key = (hub, directory_username(directory, names))
+        # Two directories of one user (an old and a new escaping) add up.
+        home_gib[key] = home_gib.get(key, Decimal(0)) + value / GIB
+    result.usage += [
+        UsageRow(day, hub, "home storage", username, value, HOME_STORAGE_UNIT)
+        for (hub, username), value in home_gib.items()
+    ]
     return result
 
 

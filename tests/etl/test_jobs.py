@@ -308,3 +308,30 @@ def test_a_lock_held_by_another_session_makes_the_run_a_no_op(engine):
         other.dispose()
     with engine.connect() as conn:
         assert run_log(conn) == []
+
+
+def test_a_shortfall_in_the_moves_is_logged(engine, caplog):
+    def costs(first, last, counter):
+        counter.count += 1
+        for slice_, service, amount in (
+            ("attributable", "EC2 - Other", 10),
+            ("home", "EC2 - Other", 7),
+            ("core", "Amazon Elastic Compute Cloud - Compute", 8),
+        ):
+            yield CostRow(
+                first, slice_, "h", service, Decimal(amount), "USD", "UnblendedCost", False
+            )
+
+    caplog.set_level("WARNING", logger="hubcost.etl")
+    result = jobs.run_backfill(
+        engine,
+        jobs.Sources(costs=costs),
+        first=TODAY,
+        last=TODAY,
+        source="costs",
+        resume=False,
+        clock=clock,
+    )
+    assert result.exit_status == 0
+    [message] = [r.getMessage() for r in caplog.records if "could not move" in r.getMessage()]
+    assert message.startswith("2026-03-20 hub h: 5 USD")

@@ -227,3 +227,45 @@ def test_a_slow_prometheus_times_out():
         with pytest.raises(PrometheusError, match="timed out"):
             fetch_usage_day(client, D1, now=AFTER)
     assert server.hits == 2
+
+
+class CannedPrometheus:
+    """Answers each of the four queries with canned series (no server)."""
+
+    url = "http://canned"
+
+    def __init__(self, **answers):
+        self.answers = answers
+
+    def custom_query(self, query, params=None, timeout=None):
+        for key, marker in (
+            ("groups", "jupyterhub_user_group_info"),
+            ("memory", 'resource="memory"'),
+            ("cpu", 'resource="cpu"'),
+            ("home", "dirsize_total_size_bytes"),
+        ):
+            if marker in query:
+                return self.answers.get(key, [])
+        raise AssertionError(query)
+
+
+def test_non_finite_values_are_skipped_with_a_warning(caplog):
+    def s(value, **labels):
+        return {"metric": {"namespace": "prod", **labels}, "value": [0, value]}
+
+    fake = CannedPrometheus(
+        memory=[s("NaN", username="a"), s("+Inf", username="b"), s("3221225472", username="c")],
+        home=[
+            s("-Inf", directory="a"),
+            s(str(2**30), directory="bob-2esmith"),
+            s(str(2**30), directory="bob.smith"),
+        ],
+        groups=[s("1", username="bob.smith", username_escaped="bob.smith", usergroup="none")],
+    )
+    got = fetch_usage_day(fake, D1, now=AFTER)
+    assert [(r.component, r.username, r.value) for r in got.usage] == [
+        ("compute", "c", Decimal(3) * 300 / 3600),
+        # Both of bob.smith's directories (old and new escaping) count as his.
+        ("home storage", "bob.smith", Decimal(2)),
+    ]
+    assert len([r for r in caplog.records if "non-finite" in r.getMessage()]) == 3
