@@ -105,31 +105,11 @@ def total_costs_per_component(listing: Listing) -> Select:
 
 
 def costs_per_user(listing: Listing) -> Select:
-    where, params = _where(
-        listing,
-        {
-            "hubs": "hub",
-            "components": "component",
-            "users": "username",
-            "usergroups": "usergroup",
-        },
-    )
-    filtered = (
-        f"SELECT date, hub, component, username, usergroup, cost FROM user_costs_by_group{where}"  # noqa: S608
-    )
-    if listing.limit is None:
-        rows = filtered
-    else:
-        # Top N users by total cost over the filtered rows; a user's (date, hub, component)
-        # counts once however many groups repeat it. Ties go to the smaller username.
-        rows = (
-            f"WITH filtered AS ({filtered}), "  # noqa: S608
-            "top_users AS ("
-            " SELECT username FROM ("
-            "  SELECT DISTINCT date, hub, component, username, cost FROM filtered) per_day"
-            " GROUP BY username ORDER BY sum(cost) DESC, username LIMIT :limit) "
-            "SELECT * FROM filtered WHERE username IN (SELECT username FROM top_users)"
-        )
+    filters = {"hubs": "hub", "components": "component", "users": "username"}
+    where, params = _where(listing, {**filters, "usergroups": "usergroup"})
+    rows = f"SELECT date, hub, component, username, usergroup, cost FROM user_costs_by_group{where}"  # noqa: S608
+    if listing.limit is not None:
+        rows += (" AND " if where else " WHERE ") + f"username IN ({_top_users(listing)})"
         params["limit"] = listing.limit
     return Select(
         'SELECT date, hub, component, username AS "user", round(cost, 4)::float8 AS value, '  # noqa: S608
@@ -137,6 +117,30 @@ def costs_per_user(listing: Listing) -> Select:
         params,
         ("date", "hub", "component", "user", "value", "usergroup"),
         'date, hub, component, value DESC, "user", usergroup',
+    )
+
+
+def _top_users(listing: Listing) -> str:
+    """The N users with the highest total cost over the rows the other filters keep.
+
+    Ranked on user_costs, where a user's (date, hub, component) is one row however many
+    groups repeat it in user_costs_by_group; a group filter keeps the days on which one of
+    the user's groups matches. Ties go to the smaller username.
+    """
+    where, _ = _where(
+        listing,
+        {"hubs": "u.hub", "components": "u.component", "users": "u.username"},
+        date="u.date",
+    )
+    if listing.usergroups is not None:
+        where += (" AND " if where else " WHERE ") + (
+            "EXISTS (SELECT FROM user_costs_by_group g WHERE g.date = u.date AND g.hub = u.hub"
+            " AND g.component = u.component AND g.username = u.username"
+            " AND g.usergroup = ANY(:usergroups))"
+        )
+    return (
+        f"SELECT u.username FROM user_costs u{where} "  # noqa: S608
+        "GROUP BY u.username ORDER BY sum(u.cost) DESC, u.username LIMIT :limit"
     )
 
 
@@ -226,9 +230,9 @@ def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]
         (column,) = select.columns
         element = f'q."{column}"'
     else:
-        element = "json_build_object({})".format(
-            ", ".join(f"'{c}', q.\"{c}\"" for c in select.columns)
-        )
+        # A row of just the output columns: its JSON keeps their order and has no spaces.
+        columns = ", ".join(f'q."{c}"' for c in select.columns)
+        element = f"(SELECT r FROM (SELECT {columns}) r)"  # noqa: S608
     statement = (
         f"SELECT coalesce(json_agg({element} ORDER BY {_qualified(select.order)}), '[]')::text, "  # noqa: S608
         f"{LOADED_AT} FROM ({select.sql}) q"

@@ -174,6 +174,10 @@ def test_costs_per_user_limit_keeps_the_top_users_counting_each_day_once(api):
         ("2026-01-05", "prod", "compute", "carol", 2.0, "none"),
         keys=USER_KEYS,
     )
+    # With two of bob's groups kept, his days still count once (9, not 18): only his rows.
+    both = get(api, f"/costs-per-user?{RANGE}&usergroup={{g1,g2}}&limit=1")
+    assert {(row["user"], row["usergroup"]) for row in both} == {("bob", "g1"), ("bob", "g2")}
+    assert len(both) == 6
     # Home storage on 01-04: carol 2 beats bob 1, whose row is repeated for his 3 groups.
     assert [
         (row["user"], row["value"])
