@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import queries
-from api.errors import DatabaseUnavailable
+from api.errors import DatabaseUnavailable, is_unavailable
 from api.params import Listing, Reader
 
 FRESHNESS_HEADER = "X-Data-Loaded-At"
+log = logging.getLogger("hubcost.api")
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,12 @@ def iso_utc(moment: dt.datetime) -> str:
 
 def index(request: Request) -> Response:
     state = request.app.state.hubcost
-    with state.connect() as conn:
-        loaded_at = queries.data_loaded_at(conn)
+    try:
+        with state.connect() as conn:
+            loaded_at = queries.data_loaded_at(conn)
+    except sqlalchemy.exc.SQLAlchemyError:
+        # The index answers without the database; only the freshness header needs it.
+        loaded_at = None
     return JSONResponse(
         {
             "message": "hubcost: what each JupyterHub hub, component, group and user cost",
@@ -240,9 +246,14 @@ def ready(request: Request) -> Response:
     try:
         with state.connect() as conn:
             statuses = queries.etl_status(conn)
-    except sqlalchemy.exc.ProgrammingError as exc:
-        # No status view to read (or no right to read it): the schema is not migrated.
-        raise DatabaseUnavailable("schema not migrated: run hubcost migrate") from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        if is_unavailable(exc):
+            raise DatabaseUnavailable() from exc
+        # No status view, or a role that may not read it: not migrated, or misconfigured.
+        log.warning("not ready: %s", type(exc).__name__, exc_info=exc)
+        raise DatabaseUnavailable(
+            "database not ready: schema not migrated or API_DB_ROLE cannot read it"
+        ) from exc
     versions = {row.schema_version for row in statuses}
     if versions != {state.head_revision}:
         found = ", ".join(sorted(str(v) for v in versions)) or "none"

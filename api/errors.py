@@ -76,14 +76,14 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 def database_error(request: Request, exc: Exception) -> Response:
     """Unreachable server, pool exhausted, statement timeout: the database, not the request."""
-    if _is_unavailable(exc):
+    if is_unavailable(exc):
         log.warning("database unavailable for %s: %s", request.url.path, type(exc).__name__)
         return error_response(503, "database unavailable")
     log.error("database error serving %s", request.url.path, exc_info=exc)
     return Response(UNEXPECTED_ERROR_BODY, status_code=500, media_type="application/json")
 
 
-def _is_unavailable(exc: Exception) -> bool:
+def is_unavailable(exc: Exception) -> bool:
     if isinstance(exc, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.OperationalError):
         return True
     return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated

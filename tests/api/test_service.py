@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 
@@ -210,3 +211,16 @@ def test_metrics_pass_promtool(client):
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_not_ready_when_the_role_does_not_exist(database_url):
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.conftest import api_settings
+
+    settings = dataclasses.replace(api_settings(), api_db_role="no_such_role_here")
+    with TestClient(create_app(settings, database_url=database_url)) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert "API_DB_ROLE" in response.json()["detail"]
