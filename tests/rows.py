@@ -1,4 +1,8 @@
-"""Writing hand-made facts straight into the tables, for tests that exercise the views."""
+"""Writing hand-made facts straight into the tables, for tests that exercise the views.
+
+Each helper writes its rows in ONE statement: the rollups behind the views are refreshed by
+statement-level triggers, so row-by-row executemany would refresh once per row.
+"""
 
 from __future__ import annotations
 
@@ -17,55 +21,58 @@ def day(text: str) -> dt.date:
 def add_costs(conn, rows, *, metric: str = "UnblendedCost") -> None:
     """rows: (date, slice, hub, service, amount)."""
     conn.execute(
-        sa.insert(schema.cost),
-        [
-            {
-                "date": day(d) if isinstance(d, str) else d,
-                "slice": s,
-                "hub": hub,
-                "service": service,
-                "amount": Decimal(str(amount)),
-                "unit": "USD",
-                "metric": metric,
-                "estimated": False,
-            }
-            for d, s, hub, service, amount in rows
-        ],
+        sa.insert(schema.cost).values(
+            [
+                {
+                    "date": day(d) if isinstance(d, str) else d,
+                    "slice": s,
+                    "hub": hub,
+                    "service": service,
+                    "amount": Decimal(str(amount)),
+                    "unit": "USD",
+                    "metric": metric,
+                    "estimated": False,
+                }
+                for d, s, hub, service, amount in rows
+            ]
+        )
     )
 
 
 def add_usage(conn, rows) -> None:
     """rows: (date, hub, component, username, value)."""
     conn.execute(
-        sa.insert(schema.usage),
-        [
-            {
-                "date": day(d) if isinstance(d, str) else d,
-                "hub": hub,
-                "component": component,
-                "username": username,
-                "value": Decimal(str(value)),
-                "unit": "GiB-hours" if component == "compute" else "GiB",
-            }
-            for d, hub, component, username, value in rows
-        ],
+        sa.insert(schema.usage).values(
+            [
+                {
+                    "date": day(d) if isinstance(d, str) else d,
+                    "hub": hub,
+                    "component": component,
+                    "username": username,
+                    "value": Decimal(str(value)),
+                    "unit": "GiB-hours" if component == "compute" else "GiB",
+                }
+                for d, hub, component, username, value in rows
+            ]
+        )
     )
 
 
 def add_groups(conn, rows) -> None:
     """rows: (date, hub, username, usergroup); username_escaped is the username."""
     conn.execute(
-        sa.insert(schema.user_group_snapshot),
-        [
-            {
-                "date": day(d) if isinstance(d, str) else d,
-                "hub": hub,
-                "username": username,
-                "username_escaped": username,
-                "usergroup": group,
-            }
-            for d, hub, username, group in rows
-        ],
+        sa.insert(schema.user_group_snapshot).values(
+            [
+                {
+                    "date": day(d) if isinstance(d, str) else d,
+                    "hub": hub,
+                    "username": username,
+                    "username_escaped": username,
+                    "usergroup": group,
+                }
+                for d, hub, username, group in rows
+            ]
+        )
     )
 
 

@@ -1,13 +1,24 @@
 """The attribution views: the public schema read by the API, Grafana and analysts.
 
-Every number's meaning is in the project's docs/sql.md; the rules are those of
-spec/attribution.md §1 and §3. Each view's SQL is whole here; a later revision that changes a
-view repeats its whole new text and keeps this text for its downgrade.
+Every number's meaning is in docs/sql.md; the rules are spec/attribution.md §1 and §3.
+
+The arithmetic is done once per day, not per read: the private schema `attribution` holds
+daily rollup tables (component costs, usage totals, per-user costs with and without groups,
+group totals, account totals, the days each hub has a group snapshot), and
+`attribution.refresh(first, last)` recomputes a window of them. Statement-level triggers on
+the fact tables call it, with the window of the rows changed, inside the writing transaction,
+so the rollups are never stale and never half-written, whoever writes (the ETL, a backfill,
+an analyst's fix). The public views read the rollups; they are the stable interface.
+
+Each view's and function's SQL is whole here; a later revision that changes one repeats its
+whole new text and keeps this text for its downgrade.
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27
 """
+
+from alembic import op
 
 from migrations.viewops import create_view, drop_view
 
@@ -15,6 +26,300 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+ROLLUP_TABLES = """
+CREATE SCHEMA attribution;
+COMMENT ON SCHEMA attribution IS
+    'Private: daily rollups kept by triggers. Read the public views instead.';
+
+CREATE TABLE attribution.snapshot_day (
+    hub text NOT NULL,
+    date date NOT NULL,
+    PRIMARY KEY (hub, date)
+);
+CREATE TABLE attribution.component_cost_daily (
+    date date NOT NULL,
+    hub text NOT NULL,
+    component text NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, hub, component)
+);
+CREATE TABLE attribution.total_cost_daily (
+    date date NOT NULL,
+    name text NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, name)
+);
+CREATE TABLE attribution.usage_total_daily (
+    date date NOT NULL,
+    hub text NOT NULL,
+    component text NOT NULL,
+    hub_usage numeric NOT NULL,
+    PRIMARY KEY (date, hub, component)
+);
+CREATE TABLE attribution.user_cost_daily (
+    date date NOT NULL,
+    hub text NOT NULL,
+    component text NOT NULL,
+    username text NOT NULL,
+    usage numeric NOT NULL,
+    hub_usage numeric NOT NULL,
+    share numeric NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, hub, component, username)
+);
+CREATE TABLE attribution.user_group_cost_daily (
+    date date NOT NULL,
+    hub text NOT NULL,
+    component text NOT NULL,
+    username text NOT NULL,
+    usergroup text NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, hub, component, username, usergroup)
+);
+CREATE INDEX user_group_cost_daily_usergroup_date
+    ON attribution.user_group_cost_daily (usergroup, date);
+CREATE INDEX user_group_cost_daily_username_date
+    ON attribution.user_group_cost_daily (username, date);
+CREATE TABLE attribution.group_cost_daily (
+    date date NOT NULL,
+    usergroup text NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, usergroup)
+);
+"""
+
+DROP_ROLLUP_TABLES = "DROP SCHEMA attribution CASCADE"
+
+# Recomputes every rollup of the days first_day..last_day from the facts. The per-user cost
+# is component cost x usage / hub usage, multiplied first and carried at 24 decimal places.
+REFRESH_FUNCTIONS = """
+CREATE FUNCTION attribution.refresh_groups(first_day date, last_day date) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF first_day IS NULL OR last_day IS NULL OR first_day > last_day THEN
+        RETURN;
+    END IF;
+    DELETE FROM attribution.user_group_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.user_group_cost_daily (date, hub, component, username, usergroup, cost)
+    SELECT uc.date, uc.hub, uc.component, uc.username, coalesce(g.usergroup, 'none'), uc.cost
+    FROM attribution.user_cost_daily uc
+    LEFT JOIN LATERAL (
+        SELECT max(d.date) AS date
+        FROM attribution.snapshot_day d
+        WHERE d.hub = uc.hub AND d.date <= uc.date
+    ) snap ON true
+    LEFT JOIN public.user_group_snapshot g
+      ON g.date = snap.date AND g.hub = uc.hub AND g.username = uc.username
+    WHERE uc.date BETWEEN first_day AND last_day;
+
+    DELETE FROM attribution.group_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.group_cost_daily (date, usergroup, cost)
+    SELECT date, usergroup, sum(cost)
+    FROM attribution.user_group_cost_daily
+    WHERE date BETWEEN first_day AND last_day
+    GROUP BY date, usergroup;
+END
+$fn$;
+
+CREATE FUNCTION attribution.refresh(first_day date, last_day date) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF first_day IS NULL OR last_day IS NULL OR first_day > last_day THEN
+        RETURN;
+    END IF;
+    DELETE FROM attribution.component_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.component_cost_daily (date, hub, component, cost)
+    SELECT date, hub, component, sum(amount)
+    FROM (
+        SELECT c.date, c.hub, coalesce(sc.component, 'other') AS component, c.amount
+        FROM public.cost c
+        LEFT JOIN public.service_component sc ON sc.service = c.service
+        WHERE c.slice = 'attributable' AND c.date BETWEEN first_day AND last_day
+        UNION ALL
+        SELECT m.date, m.hub, moved.component, moved.amount
+        FROM public.component_cost_moves m
+        CROSS JOIN LATERAL (VALUES
+            ('compute', -(m.home_moved + m.core_moved)),
+            ('home storage', m.home_moved),
+            ('core', m.core_moved)
+        ) AS moved (component, amount)
+        WHERE moved.amount <> 0 AND m.date BETWEEN first_day AND last_day
+    ) parts
+    GROUP BY date, hub, component;
+
+    DELETE FROM attribution.total_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.total_cost_daily (date, name, cost)
+    SELECT date, slice, sum(amount)
+    FROM public.cost
+    WHERE slice IN ('account', 'attributable') AND date BETWEEN first_day AND last_day
+    GROUP BY date, slice;
+
+    DELETE FROM attribution.usage_total_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.usage_total_daily (date, hub, component, hub_usage)
+    SELECT date, hub, component, sum(value)
+    FROM public.usage
+    WHERE date BETWEEN first_day AND last_day
+    GROUP BY date, hub, component;
+
+    DELETE FROM attribution.user_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.user_cost_daily
+        (date, hub, component, username, usage, hub_usage, share, cost)
+    SELECT u.date, u.hub, u.component, u.username, u.value, t.hub_usage,
+           u.value / t.hub_usage,
+           (c.cost * u.value)::numeric(1000, 24) / t.hub_usage
+    FROM public.usage u
+    JOIN attribution.usage_total_daily t
+      ON t.date = u.date AND t.hub = u.hub AND t.component = u.component
+    JOIN attribution.component_cost_daily c
+      ON c.date = u.date AND c.hub = u.hub AND c.component = u.component
+    WHERE u.date BETWEEN first_day AND last_day
+      AND t.date BETWEEN first_day AND last_day
+      AND c.date BETWEEN first_day AND last_day
+      AND t.hub_usage > 0;
+
+    PERFORM attribution.refresh_groups(first_day, last_day);
+END
+$fn$;
+
+CREATE FUNCTION attribution.refresh_all() RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    TRUNCATE attribution.snapshot_day, attribution.component_cost_daily,
+             attribution.total_cost_daily, attribution.usage_total_daily,
+             attribution.user_cost_daily, attribution.user_group_cost_daily,
+             attribution.group_cost_daily;
+    INSERT INTO attribution.snapshot_day (hub, date)
+    SELECT DISTINCT hub, date FROM public.user_group_snapshot;
+    PERFORM attribution.refresh(
+        (SELECT least(min(date), (SELECT min(date) FROM public.usage)) FROM public.cost),
+        (SELECT greatest(max(date), (SELECT max(date) FROM public.usage)) FROM public.cost)
+    );
+END
+$fn$;
+
+-- Costs and usage: recompute the days the statement touched.
+CREATE FUNCTION attribution.on_fact_change() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    lo date;
+    hi date;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT min(date), max(date) INTO lo, hi FROM new_rows;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT min(date), max(date) INTO lo, hi FROM old_rows;
+    ELSE
+        SELECT min(date), max(date) INTO lo, hi
+        FROM (SELECT date FROM new_rows UNION ALL SELECT date FROM old_rows) changed;
+    END IF;
+    PERFORM attribution.refresh(lo, hi);
+    RETURN NULL;
+END
+$fn$;
+
+-- Group snapshots: a changed snapshot also governs the following days of its hub that have
+-- no snapshot of their own (carry-forward), so the window extends to the hub's next snapshot.
+CREATE FUNCTION attribution.on_snapshot_change() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    lo date;
+    hi date;
+    changed_hubs text[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT min(date), max(date), array_agg(DISTINCT hub) INTO lo, hi, changed_hubs
+        FROM new_rows;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT min(date), max(date), array_agg(DISTINCT hub) INTO lo, hi, changed_hubs
+        FROM old_rows;
+    ELSE
+        SELECT min(date), max(date), array_agg(DISTINCT hub) INTO lo, hi, changed_hubs
+        FROM (SELECT date, hub FROM new_rows UNION ALL SELECT date, hub FROM old_rows) changed;
+    END IF;
+    IF lo IS NULL THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM attribution.snapshot_day
+    WHERE hub = ANY (changed_hubs) AND date BETWEEN lo AND hi;
+    INSERT INTO attribution.snapshot_day (hub, date)
+    SELECT DISTINCT hub, date FROM public.user_group_snapshot
+    WHERE hub = ANY (changed_hubs) AND date BETWEEN lo AND hi;
+    SELECT greatest(hi, max(coalesce(
+        (SELECT min(d.date) - 1 FROM attribution.snapshot_day d
+         WHERE d.hub = h.hub AND d.date > hi),
+        (SELECT max(date) FROM attribution.user_cost_daily))))
+    INTO hi
+    FROM unnest(changed_hubs) AS h (hub);
+    PERFORM attribution.refresh_groups(lo, hi);
+    RETURN NULL;
+END
+$fn$;
+
+-- A truncated fact table or an edited component map: rebuild every rollup.
+CREATE FUNCTION attribution.rebuild_all() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM attribution.refresh_all();
+    RETURN NULL;
+END
+$fn$;
+"""
+
+TRIGGERS = """
+CREATE TRIGGER cost_inserted AFTER INSERT ON public.cost
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER cost_updated AFTER UPDATE ON public.cost
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER cost_deleted AFTER DELETE ON public.cost
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER usage_inserted AFTER INSERT ON public.usage
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER usage_updated AFTER UPDATE ON public.usage
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER usage_deleted AFTER DELETE ON public.usage
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_fact_change();
+CREATE TRIGGER snapshot_inserted AFTER INSERT ON public.user_group_snapshot
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_snapshot_change();
+CREATE TRIGGER snapshot_updated AFTER UPDATE ON public.user_group_snapshot
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_snapshot_change();
+CREATE TRIGGER snapshot_deleted AFTER DELETE ON public.user_group_snapshot
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.on_snapshot_change();
+CREATE TRIGGER facts_truncated AFTER TRUNCATE ON public.cost
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.rebuild_all();
+CREATE TRIGGER usage_truncated AFTER TRUNCATE ON public.usage
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.rebuild_all();
+CREATE TRIGGER snapshot_truncated AFTER TRUNCATE ON public.user_group_snapshot
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.rebuild_all();
+CREATE TRIGGER service_component_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.service_component
+    FOR EACH STATEMENT EXECUTE FUNCTION attribution.rebuild_all();
+"""
+
+DROP_TRIGGERS = """
+DROP TRIGGER service_component_changed ON public.service_component;
+DROP TRIGGER snapshot_truncated ON public.user_group_snapshot;
+DROP TRIGGER usage_truncated ON public.usage;
+DROP TRIGGER facts_truncated ON public.cost;
+DROP TRIGGER snapshot_deleted ON public.user_group_snapshot;
+DROP TRIGGER snapshot_updated ON public.user_group_snapshot;
+DROP TRIGGER snapshot_inserted ON public.user_group_snapshot;
+DROP TRIGGER usage_deleted ON public.usage;
+DROP TRIGGER usage_updated ON public.usage;
+DROP TRIGGER usage_inserted ON public.usage;
+DROP TRIGGER cost_deleted ON public.cost;
+DROP TRIGGER cost_updated ON public.cost;
+DROP TRIGGER cost_inserted ON public.cost;
+"""
 
 # (name, comment, SQL) in dependency order.
 VIEWS = [
@@ -64,32 +369,16 @@ VIEWS = [
         "Cost per (date, hub, component): the attributable slice mapped to components, with "
         "the home-storage and core moves applied. Components of a hub-day sum to hub_costs.",
         """
-        SELECT date, hub, component, sum(amount) AS cost
-        FROM (
-            SELECT c.date, c.hub, coalesce(sc.component, 'other') AS component, c.amount
-            FROM cost c
-            LEFT JOIN service_component sc ON sc.service = c.service
-            WHERE c.slice = 'attributable'
-            UNION ALL
-            SELECT m.date, m.hub, moved.component, moved.amount
-            FROM component_cost_moves m
-            CROSS JOIN LATERAL (VALUES
-                ('compute', -(m.home_moved + m.core_moved)),
-                ('home storage', m.home_moved),
-                ('core', m.core_moved)
-            ) AS moved (component, amount)
-            WHERE moved.amount <> 0
-        ) parts
-        GROUP BY date, hub, component
+        SELECT date, hub, component, cost
+        FROM attribution.component_cost_daily
         """,
     ),
     (
         "hub_costs",
         "Attributable cost per (date, hub); untagged cost is the hub 'support'.",
         """
-        SELECT date, hub, sum(amount) AS cost
-        FROM cost
-        WHERE slice = 'attributable'
+        SELECT date, hub, sum(cost) AS cost
+        FROM attribution.component_cost_daily
         GROUP BY date, hub
         """,
     ),
@@ -98,19 +387,17 @@ VIEWS = [
         "Per date, the whole account's usage cost (name 'account') and the part attributable "
         "to the cluster (name 'attributable').",
         """
-        SELECT date, slice AS name, sum(amount) AS cost
-        FROM cost
-        WHERE slice IN ('account', 'attributable')
-        GROUP BY date, slice
+        SELECT date, name, cost
+        FROM attribution.total_cost_daily
         """,
     ),
     (
         "hub_activity",
         "One row per (date, hub) with attributable cost or usage on that date.",
         """
-        SELECT date, hub FROM cost WHERE slice = 'attributable'
+        SELECT date, hub FROM attribution.component_cost_daily
         UNION
-        SELECT date, hub FROM usage
+        SELECT date, hub FROM attribution.usage_total_daily
         """,
     ),
     (
@@ -118,15 +405,11 @@ VIEWS = [
         "Per (date, hub, component, user): the usage, the hub's total usage and the share "
         "(usage / hub total). Hub-days whose total is 0 have no rows (no usage).",
         """
-        WITH totals AS (
-            SELECT date, hub, component, sum(value) AS hub_usage
-            FROM usage
-            GROUP BY date, hub, component
-        )
         SELECT u.date, u.hub, u.component, u.username, u.value AS usage, u.unit,
                t.hub_usage, u.value / t.hub_usage AS share
         FROM usage u
-        JOIN totals t ON t.date = u.date AND t.hub = u.hub AND t.component = u.component
+        JOIN attribution.usage_total_daily t
+          ON t.date = u.date AND t.hub = u.hub AND t.component = u.component
         WHERE t.hub_usage > 0
         """,
     ),
@@ -135,11 +418,8 @@ VIEWS = [
         "Per (date, hub, component, user): component cost x usage / hub usage, unrounded "
         "(24 decimal places), for compute and home storage. One row per user, no groups.",
         """
-        SELECT s.date, s.hub, s.component, s.username, s.usage, s.hub_usage, s.share,
-               (c.cost * s.usage)::numeric(1000, 24) / s.hub_usage AS cost
-        FROM user_shares s
-        JOIN component_costs c
-          ON c.date = s.date AND c.hub = s.hub AND c.component = s.component
+        SELECT date, hub, component, username, usage, hub_usage, share, cost
+        FROM attribution.user_cost_daily
         """,
     ),
     (
@@ -150,7 +430,7 @@ VIEWS = [
         WITH snapshot_days AS (
             SELECT hub, date,
                    lead(date) OVER (PARTITION BY hub ORDER BY date) - 1 AS valid_to
-            FROM (SELECT DISTINCT hub, date FROM user_group_snapshot) d
+            FROM attribution.snapshot_day
         )
         SELECT g.hub, g.username, g.username_escaped, g.usergroup,
                g.date AS valid_from, d.valid_to
@@ -163,16 +443,8 @@ VIEWS = [
         "user_costs repeated once per group row of the hub's snapshot in force that day "
         "('multiple' included; 'none' when absent or no snapshot): group sums double count.",
         """
-        SELECT uc.date, uc.hub, uc.component, uc.username,
-               coalesce(g.usergroup, 'none') AS usergroup, uc.cost
-        FROM user_costs uc
-        LEFT JOIN LATERAL (
-            SELECT max(s.date) AS date
-            FROM user_group_snapshot s
-            WHERE s.hub = uc.hub AND s.date <= uc.date
-        ) snap ON true
-        LEFT JOIN user_group_snapshot g
-          ON g.date = snap.date AND g.hub = uc.hub AND g.username = uc.username
+        SELECT date, hub, component, username, usergroup, cost
+        FROM attribution.user_group_cost_daily
         """,
     ),
     (
@@ -180,9 +452,8 @@ VIEWS = [
         "Per (date, usergroup): the sum of the unrounded per-user costs of the group's members "
         "(users in several groups count in each).",
         """
-        SELECT date, usergroup, sum(cost) AS cost
-        FROM user_costs_by_group
-        GROUP BY date, usergroup
+        SELECT date, usergroup, cost
+        FROM attribution.group_cost_daily
         """,
     ),
     (
@@ -191,11 +462,12 @@ VIEWS = [
         "cost that could not be attributed to users.",
         """
         SELECT c.date, c.hub, c.component, c.cost
-        FROM component_costs c
+        FROM attribution.component_cost_daily c
         WHERE c.component IN ('compute', 'home storage')
           AND NOT EXISTS (
-              SELECT FROM user_shares s
-              WHERE s.date = c.date AND s.hub = c.hub AND s.component = c.component
+              SELECT FROM attribution.usage_total_daily t
+              WHERE t.date = c.date AND t.hub = c.hub AND t.component = c.component
+                AND t.hub_usage > 0
           )
         """,
     ),
@@ -205,7 +477,7 @@ VIEWS = [
         """
         SELECT g.hub, g.date, g.username, g.username_escaped, g.usergroup
         FROM user_group_snapshot g
-        JOIN (SELECT hub, max(date) AS date FROM user_group_snapshot GROUP BY hub) latest
+        JOIN (SELECT hub, max(date) AS date FROM attribution.snapshot_day GROUP BY hub) latest
           ON latest.hub = g.hub AND latest.date = g.date
         """,
     ),
@@ -261,10 +533,22 @@ VIEWS = [
 
 
 def upgrade() -> None:
-    for name, comment, sql in VIEWS:
+    op.execute(ROLLUP_TABLES)
+    # component_cost_moves is read by the refresh function, so it comes first.
+    for name, comment, sql in VIEWS[:2]:
         create_view(name, sql, comment)
+    op.execute(REFRESH_FUNCTIONS)
+    op.execute(TRIGGERS)
+    for name, comment, sql in VIEWS[2:]:
+        create_view(name, sql, comment)
+    # Facts already present (an upgrade of a loaded database) get their rollups now.
+    op.execute("SELECT attribution.refresh_all()")
 
 
 def downgrade() -> None:
-    for name, _comment, _sql in reversed(VIEWS):
+    for name, _comment, _sql in reversed(VIEWS[2:]):
         drop_view(name)
+    op.execute(DROP_TRIGGERS)
+    for name, _comment, _sql in reversed(VIEWS[:2]):
+        drop_view(name)
+    op.execute(DROP_ROLLUP_TABLES)

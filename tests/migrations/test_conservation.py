@@ -45,7 +45,7 @@ def warehouses(draw):
             for service in draw(st.lists(st.sampled_from(SERVICES[:2]), unique=True, max_size=2)):
                 costs.append((day, "core", hub, service, draw(amounts)))
             for component in ("compute", "home storage"):
-                users = draw(st.sampled_from([0, 1, 2, 7, 3000]))
+                users = draw(st.sampled_from([0, 1, 2, 7, 2000]))
                 if users > 100:
                     # Thousands of users: one drawn value, spread deterministically.
                     base = draw(usages)
@@ -59,7 +59,7 @@ def warehouses(draw):
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

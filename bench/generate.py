@@ -1,0 +1,161 @@
+"""Writes a realistic large warehouse straight into the tables with COPY.
+
+Scale (issue 5): a year of days, 50 hubs, 5,000 users (100 per hub), about 600 of them running
+servers on a given day, every user with a home directory, 40 groups with about 10% of users in
+several, and every cost slice (account, attributable, home, core). Deterministic: the same seed
+gives the same rows.
+
+    python -m bench.generate --database-url URL [--days 365] [--end 2026-10-31]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import time
+from decimal import Decimal
+
+import psycopg
+
+HUBS = [f"hub-{i:02d}" for i in range(50)]
+USERS_PER_HUB = 100
+GROUPS = [f"group-{i:02d}" for i in range(40)]
+ACTIVE_PER_DAY = 600
+SERVICES = [
+    ("EC2 - Other", 14.0),
+    ("Amazon Elastic Compute Cloud - Compute", 22.0),
+    ("Amazon Elastic File System", 3.0),
+    ("Amazon Simple Storage Service", 0.8),
+    ("Amazon Elastic Load Balancing", 0.6),
+    ("Amazon Virtual Private Cloud", 0.4),
+    ("Amazon Elastic Container Service for Kubernetes", 2.4),
+    ("AWS Backup", 0.3),
+    ("Amazon Route 53", 0.05),
+    ("AmazonCloudWatch", 0.2),
+    ("Amazon Elastic Container Registry (ECR)", 0.1),
+    ("AWS Key Management Service", 0.02),
+]
+GIB = 2**30
+
+
+def users():
+    """(hub, username, groups): each user in one hub; ~10% in two or three groups."""
+    rng = random.Random(1)
+    result = []
+    for h, hub in enumerate(HUBS):
+        for u in range(USERS_PER_HUB):
+            name = f"user-{h:02d}-{u:03d}"
+            roll = rng.random()
+            if roll < 0.05:
+                groups = []
+            elif roll < 0.15:
+                groups = rng.sample(GROUPS, rng.choice([2, 3]))
+            else:
+                groups = [rng.choice(GROUPS)]
+            result.append((hub, name, groups))
+    return result
+
+
+def _money(x: float) -> str:
+    return str(Decimal(x).quantize(Decimal("0.0000000001")))
+
+
+def cost_rows(day: dt.date, rng: random.Random):
+    for service, base in SERVICES:
+        account = base * len(HUBS) * 1.3 * rng.uniform(0.8, 1.2)
+        yield (day, "account", None, service, _money(account))
+    for hub in HUBS + ["support"]:
+        for service, base in SERVICES:
+            yield (day, "attributable", hub, service, _money(base * rng.uniform(0.5, 1.5)))
+        yield (day, "home", hub, "EC2 - Other", _money(4 * rng.uniform(0.5, 1.5)))
+        yield (day, "core", hub, "EC2 - Other", _money(1.5 * rng.uniform(0.5, 1.5)))
+        yield (
+            day,
+            "core",
+            hub,
+            "Amazon Elastic Compute Cloud - Compute",
+            _money(6 * rng.uniform(0.8, 1.2)),
+        )
+
+
+def usage_rows(day: dt.date, population, rng: random.Random):
+    active = rng.sample(range(len(population)), ACTIVE_PER_DAY)
+    for i in active:
+        hub, name, _ = population[i]
+        gib_hours = rng.uniform(0.5, 16) * rng.uniform(1, 24)
+        yield (day, hub, "compute", name, f"{gib_hours:.6f}", "GiB-hours", f"{gib_hours / 4:.6f}")
+    for hub, name, _ in population:
+        yield (day, hub, "home storage", name, f"{rng.uniform(0.01, 50):.6f}", "GiB", None)
+
+
+def group_rows(day: dt.date, population):
+    for hub, name, groups in population:
+        if not groups:
+            yield (day, hub, name, "none", name)
+            continue
+        if len(groups) > 1:
+            yield (day, hub, name, "multiple", name)
+        for group in groups:
+            yield (day, hub, name, group, name)
+
+
+def generate(database_url: str, *, days: int, end: dt.date) -> dict:
+    population = users()
+    first = end - dt.timedelta(days=days - 1)
+    counts = {"cost": 0, "usage": 0, "user_group_snapshot": 0}
+    started = time.perf_counter()
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log")
+            for offset in range(days):
+                day = first + dt.timedelta(days=offset)
+                rng = random.Random(day.toordinal())
+                with cur.copy(
+                    "COPY cost (date, slice, hub, service, amount, unit, metric, estimated) "
+                    "FROM STDIN"
+                ) as copy:
+                    for row in cost_rows(day, rng):
+                        copy.write_row((*row, "USD", "UnblendedCost", False))
+                        counts["cost"] += 1
+                with cur.copy(
+                    "COPY usage (date, hub, component, username, value, unit, cpu_core_hours) "
+                    "FROM STDIN"
+                ) as copy:
+                    for row in usage_rows(day, population, rng):
+                        copy.write_row(row)
+                        counts["usage"] += 1
+                with cur.copy(
+                    "COPY user_group_snapshot (date, hub, username, usergroup, username_escaped) "
+                    "FROM STDIN"
+                ) as copy:
+                    for row in group_rows(day, population):
+                        copy.write_row(row)
+                        counts["user_group_snapshot"] += 1
+            now = dt.datetime.now(dt.UTC)
+            for source in ("costs", "usage"):
+                cur.execute(
+                    "INSERT INTO run_log (source, first_day, last_day, started_at, finished_at, "
+                    "status, rows, requests) VALUES (%s, %s, %s, %s, %s, 'succeeded', %s, %s)",
+                    (source, first, end, now, now, counts["cost"], 4),
+                )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    counts["seconds"] = round(time.perf_counter() - started, 1)
+    counts["days"] = days
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2026, 10, 31))
+    args = parser.parse_args()
+    print(generate(args.database_url, days=args.days, end=args.end))
+
+
+if __name__ == "__main__":
+    main()
