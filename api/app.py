@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import endpoints
+from api import endpoints, queries
 from api.auth import BearerToken
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
@@ -48,6 +49,15 @@ class ApiState:
 
     def connect(self):
         return self.engine.connect()
+
+    def freshness_headers(self) -> dict[str, str]:
+        """The freshness header for answers that need the database for nothing else (the
+        index, a 422); absent when the database cannot tell."""
+        try:
+            with self.connect() as conn:
+                return endpoints.freshness(queries.data_loaded_at(conn))
+        except sqlalchemy.exc.SQLAlchemyError:
+            return {}
 
 
 def create_app(

@@ -221,13 +221,6 @@ def iso_utc(moment: dt.datetime) -> str:
 
 
 def index(request: Request) -> Response:
-    state = request.app.state.hubcost
-    try:
-        with state.connect() as conn:
-            loaded_at = queries.data_loaded_at(conn)
-    except sqlalchemy.exc.SQLAlchemyError:
-        # The index answers without the database; only the freshness header needs it.
-        loaded_at = None
     return JSONResponse(
         {
             "message": "hubcost: what each JupyterHub hub, component, group and user cost",
@@ -236,7 +229,7 @@ def index(request: Request) -> Response:
             "metrics": "/metrics",
             "endpoints": [spec.path for spec in LIST_ENDPOINTS],
         },
-        headers=freshness(loaded_at),
+        headers=request.app.state.hubcost.freshness_headers(),
     )
 
 

@@ -82,7 +82,16 @@ def test_not_ready_on_an_empty_database(make_client, empty_database_url):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/hub-names", "/component-names", "/total-costs", "/users-with-no-groups"]
+    "path",
+    [
+        "/",
+        "/hub-names",
+        "/component-names",
+        "/total-costs",
+        "/users-with-no-groups",
+        "/total-costs?from=bad",
+        "/costs-per-user?component=gpu",
+    ],
 )
 def test_every_json_response_tells_when_data_was_last_loaded(engine, client, path):
     assert "x-data-loaded-at" not in client.get(path).headers
