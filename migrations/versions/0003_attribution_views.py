@@ -44,6 +44,12 @@ CREATE TABLE attribution.component_cost_daily (
     cost numeric NOT NULL,
     PRIMARY KEY (date, hub, component)
 );
+CREATE TABLE attribution.hub_cost_daily (
+    date date NOT NULL,
+    hub text NOT NULL,
+    cost numeric NOT NULL,
+    PRIMARY KEY (date, hub)
+);
 CREATE TABLE attribution.total_cost_daily (
     date date NOT NULL,
     name text NOT NULL,
@@ -77,6 +83,8 @@ CREATE TABLE attribution.user_group_cost_daily (
     cost numeric NOT NULL,
     PRIMARY KEY (date, hub, component, username, usergroup)
 );
+CREATE INDEX user_group_cost_daily_hub_component_date
+    ON attribution.user_group_cost_daily (hub, component, date);
 CREATE INDEX user_group_cost_daily_usergroup_date
     ON attribution.user_group_cost_daily (usergroup, date);
 CREATE INDEX user_group_cost_daily_username_date
@@ -148,6 +156,13 @@ BEGIN
     ) parts
     GROUP BY date, hub, component;
 
+    DELETE FROM attribution.hub_cost_daily WHERE date BETWEEN first_day AND last_day;
+    INSERT INTO attribution.hub_cost_daily (date, hub, cost)
+    SELECT date, hub, sum(amount)
+    FROM public.cost
+    WHERE slice = 'attributable' AND date BETWEEN first_day AND last_day
+    GROUP BY date, hub;
+
     DELETE FROM attribution.total_cost_daily WHERE date BETWEEN first_day AND last_day;
     INSERT INTO attribution.total_cost_daily (date, name, cost)
     SELECT date, slice, sum(amount)
@@ -185,7 +200,7 @@ $fn$;
 CREATE FUNCTION attribution.refresh_all() RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    TRUNCATE attribution.snapshot_day, attribution.component_cost_daily,
+    TRUNCATE attribution.snapshot_day, attribution.component_cost_daily, attribution.hub_cost_daily,
              attribution.total_cost_daily, attribution.usage_total_daily,
              attribution.user_cost_daily, attribution.user_group_cost_daily,
              attribution.group_cost_daily;
@@ -377,9 +392,8 @@ VIEWS = [
         "hub_costs",
         "Attributable cost per (date, hub); untagged cost is the hub 'support'.",
         """
-        SELECT date, hub, sum(cost) AS cost
-        FROM attribution.component_cost_daily
-        GROUP BY date, hub
+        SELECT date, hub, cost
+        FROM attribution.hub_cost_daily
         """,
     ),
     (
@@ -395,7 +409,7 @@ VIEWS = [
         "hub_activity",
         "One row per (date, hub) with attributable cost or usage on that date.",
         """
-        SELECT date, hub FROM attribution.component_cost_daily
+        SELECT date, hub FROM attribution.hub_cost_daily
         UNION
         SELECT date, hub FROM attribution.usage_total_daily
         """,
