@@ -39,6 +39,9 @@ def upgrade() -> None:
         END $$"""
     )
     op.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+    # PostgreSQL 15 made this the default; on 14 every role could still create tables in
+    # public, so the reader would not be read-only. Not restored on downgrade (safer as is).
+    op.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 
 def downgrade() -> None:
