@@ -1,0 +1,204 @@
+"""Figure 4 (and the ETL half of 5): the Prometheus backfill and the daily `hubcost etl`.
+
+Both run as the real command in a child process against a real Prometheus over the history
+of bench.prometheus_history, into their own database; Cost Explorer is a local endpoint
+answering 50 hubs x 12 services a day (botocore talks HTTP to it through AWS_ENDPOINT_URL).
+Per-chunk figures come from the run log, which the ETL itself writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+from bench.server import PeakMemory
+from tests.etl.prometheus_history import start_server
+from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
+
+HUB_TAG = "2i2c:hub-name"
+CE_HUBS = [f"hub-{i:02d}" for i in range(50)]
+CE_SERVICES = [
+    "EC2 - Other",
+    "Amazon Elastic Compute Cloud - Compute",
+    "Amazon Elastic File System",
+    "Amazon Simple Storage Service",
+    "Amazon Elastic Load Balancing",
+    "Amazon Virtual Private Cloud",
+    "Amazon Elastic Container Service for Kubernetes",
+    "AWS Backup",
+    "Amazon Route 53",
+    "AmazonCloudWatch",
+    "Amazon Elastic Container Registry (ECR)",
+    "AWS Key Management Service",
+]
+# Groups per page: Cost Explorer's real page size is not documented; this is an assumption.
+PAGE_GROUPS = 5000
+
+
+def _slice(request: dict) -> str:
+    text = json.dumps(request.get("Filter", {}))
+    if len(request.get("GroupBy", [])) == 1:
+        return "account"
+    if "home-nfs" in text:
+        return "home"
+    if '"core"' in text:
+        return "core"
+    return "attributable"
+
+
+def _groups(kind: str, day: dt.date) -> list[tuple[list[str], str]]:
+    amount = f"{1 + day.toordinal() % 7 / 10:.10f}"
+    if kind == "account":
+        return [([s], amount) for s in CE_SERVICES]
+    if kind == "home":
+        return [([f"{HUB_TAG}${h}", "EC2 - Other"], amount) for h in CE_HUBS]
+    if kind == "core":
+        services = ["EC2 - Other", "Amazon Elastic Compute Cloud - Compute"]
+        return [([f"{HUB_TAG}${h}", s], amount) for h in CE_HUBS for s in services]
+    return [([f"{HUB_TAG}${h}", s], amount) for h in [*CE_HUBS, ""] for s in CE_SERVICES]
+
+
+def respond(request: dict) -> tuple[int, dict]:
+    """Answer GetCostAndUsage at realistic size, PAGE_GROUPS groups a page at most."""
+    period = request["TimePeriod"]
+    first = dt.date.fromisoformat(period["Start"])
+    end = dt.date.fromisoformat(period["End"])
+    kind = _slice(request)
+    days = [first + dt.timedelta(days=i) for i in range((end - first).days)]
+    start_day = int(request.get("NextPageToken") or 0)
+    page, count, day_index = [], 0, start_day
+    while day_index < len(days):
+        groups = _groups(kind, days[day_index])
+        if page and count + len(groups) > PAGE_GROUPS:
+            break
+        page.append((days[day_index].isoformat(), groups))
+        count += len(groups)
+        day_index += 1
+    token = str(day_index) if day_index < len(days) else None
+    return 200, answer(page, token=token)
+
+
+def etl_env(database_url: str, *, prometheus_url: str, ce_url: str | None) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "PROMETHEUS_", "CLUSTER_NAME", "DEMO"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        PROMETHEUS_URL=prometheus_url,
+        DEMO="0",
+        LOG_LEVEL="WARNING",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    if ce_url:
+        env.update(
+            CLUSTER_NAME="bench",
+            AWS_ENDPOINT_URL=ce_url,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_REGION="us-east-1",
+        )
+    return env
+
+
+def hubcost(args: list[str], env: dict, log: Path) -> dict:
+    """Run `hubcost ARGS`; its wall time and peak RSS (VmHWM sampled from /proc)."""
+    started = time.perf_counter()
+    with log.open("a") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "etl.cli", *args], env=env, stdout=out, stderr=out
+        )
+        with PeakMemory(process.pid, interval_s=0.05) as peak:
+            status = process.wait(timeout=3600)
+    if status != 0:
+        raise RuntimeError(f"hubcost {' '.join(args)} exited {status}: see {log}")
+    return {"seconds": time.perf_counter() - started, "peak_rss_mib": peak.peak_kib / 1024}
+
+
+def prometheus_queries(url: str) -> float:
+    """Instant queries Prometheus has answered so far (its own request counter)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def chunks(database_url: str, source: str, since: dt.datetime) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT first_day, last_day, requests, rows, "
+            "extract(epoch FROM finished_at - started_at)::float8, status "
+            "FROM run_log WHERE source = %s AND started_at >= %s ORDER BY id",
+            (source, since),
+        ).fetchall()
+
+
+def etl_figures(
+    database_url: str, tsdb: Path, workdir: Path, *, first: dt.date, last: dt.date
+) -> dict:
+    log = workdir / "etl.log"
+    process, prom_url = start_server(tsdb, workdir)
+    try:
+        with FakeCostExplorer(respond) as ce:
+            figures: dict = {}
+            env = etl_env(database_url, prometheus_url=prom_url, ce_url=None)
+            since = dt.datetime.now(dt.UTC)
+            before = prometheus_queries(prom_url)
+            span = ["--from", first.isoformat(), "--to", last.isoformat()]
+            run = hubcost(["backfill", "--source", "usage", *span], env, log)
+            days = chunks(database_url, "usage", since)
+            figures["backfill"] = {
+                **run,
+                "days": len(days),
+                "seconds_per_day": run["seconds"] / len(days),
+                "chunk_seconds": [d[4] for d in days],
+                "queries_per_day_run_log": sum(d[2] for d in days) / len(days),
+                "queries_per_day_prometheus": (prometheus_queries(prom_url) - before) / len(days),
+                "rows_per_day": sum(d[3] for d in days) / len(days),
+            }
+            env = etl_env(database_url, prometheus_url=prom_url, ce_url=ce.url)
+            since = dt.datetime.now(dt.UTC)
+            run = hubcost(["backfill", "--source", "costs", *span], env, log)
+            figures["costs_backfill"] = {
+                **run,
+                "chunks": [
+                    (str(c[0]), str(c[1]), c[2], c[3]) for c in chunks(database_url, "costs", since)
+                ],
+            }
+            since = dt.datetime.now(dt.UTC)
+            served = len(ce.requests)
+            before = prometheus_queries(prom_url)
+            run = hubcost(["etl"], env, log)
+            figures["daily_etl"] = {
+                **run,
+                "cost_chunks": [
+                    (str(c[0]), str(c[1]), c[2], c[3]) for c in chunks(database_url, "costs", since)
+                ],
+                "usage_chunks": [
+                    (str(c[0]), str(c[1]), c[2], c[3]) for c in chunks(database_url, "usage", since)
+                ],
+                "ce_requests_served": len(ce.requests) - served,
+                "prometheus_queries": prometheus_queries(prom_url) - before,
+            }
+            return figures
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -1,0 +1,230 @@
+"""Every figure of issue 5 in one run: `make bench` (or `python -m bench.run [--quick]`).
+
+1. dashboard-shaped requests, p50/p95/p99 over real HTTP, 30- and 365-day ranges
+2. bulk answers (JSON, CSV): rows per second and the ratio API / bare SQL
+3. throughput of the dashboard mix with 8 concurrent clients
+4. the 30-day Prometheus backfill and the daily `hubcost etl` (Cost Explorer answered locally)
+5. peak RSS of `hubcost serve` under 3 and of the ETL commands of 4
+
+The database is BENCH_DATABASE_URL, else the embedded PostgreSQL under var/bench-pgdata.
+The generated warehouse and the Prometheus history are reused while their markers match.
+Figures are printed and written to var/bench-results.json; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench import http_figures, warehouse
+from bench.server import ApiServer, memory_kib
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+LAST_DAY = dt.date(2026, 10, 31)
+
+FULL = dict(
+    days=365,
+    rounds=30,
+    bulk_repeat=3,
+    clients=8,
+    load_s=30.0,
+    etl_days=30,
+    etl_hubs=20,
+    etl_users=1000,
+)
+QUICK = dict(
+    days=35, rounds=3, bulk_repeat=1, clients=8, load_s=3.0, etl_days=2, etl_hubs=4, etl_users=200
+)
+
+
+def machine(url: str) -> dict:
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    memory_kib_total = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(memory_kib_total / 2**20, 1),
+        "cpu": _cpu_model(),
+        "postgresql": version,
+        "python": platform.python_version(),
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def api_figures(url: str, size: dict) -> dict:
+    figures: dict = {}
+    with ApiServer(url, log_path=VAR / "bench-serve.log") as server:
+        pid = server.process.pid
+        figures["serve_rss_idle_mib"] = memory_kib(pid)["VmRSS"] / 1024
+        for days in (30, 365):
+            figures[f"dashboard_{days}d"] = http_figures.dashboard_latency(
+                server.base, LAST_DAY, days=days, rounds=size["rounds"]
+            )
+        figures["serve_hwm_after_dashboards_mib"] = memory_kib(pid)["VmHWM"] / 1024
+        figures["bulk"] = http_figures.bulk(
+            server.base, url, LAST_DAY, days=30, repeat=size["bulk_repeat"]
+        )
+        figures["serve_hwm_after_bulk_mib"] = memory_kib(pid)["VmHWM"] / 1024
+        # Figure 5 asks for the peak under the load of 3: a fresh server, so bulk's
+        # 200,000-row answers do not set its high-water mark.
+    with ApiServer(url, log_path=VAR / "bench-serve.log") as server:
+        figures["throughput"] = http_figures.throughput(
+            server.base, LAST_DAY, clients=size["clients"], seconds=size["load_s"]
+        )
+        figures["serve_hwm_under_throughput_mib"] = memory_kib(server.process.pid)["VmHWM"] / 1024
+    return figures
+
+
+def etl_part(size: dict, quick: bool) -> dict:
+    from bench import etl_figures, prometheus_history
+
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        return {"skipped": "needs prometheus and promtool (Debian's prometheus package)"}
+    today = dt.datetime.now(dt.UTC).date()
+    last = today - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=size["etl_days"] - 1)
+    workdir = VAR / ("bench-prometheus-quick" if quick else "bench-prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    history = prometheus_history.ensure_history(
+        workdir / "tsdb",
+        first=first,
+        days=size["etl_days"],
+        hubs=size["etl_hubs"],
+        users=size["etl_users"],
+    )
+    history["seconds"] = time.perf_counter() - started
+    url = warehouse.recreate_database("hubcost_bench_etl")
+    warehouse.migrate_to_head(url)
+    figures = etl_figures.etl_figures(url, workdir / "tsdb", workdir, first=first, last=last)
+    return {"history": history, **figures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a reduced smoke run")
+    parser.add_argument("--skip-etl", action="store_true", help="only figures 1-3 and 5")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    VAR.mkdir(exist_ok=True)
+    database = warehouse.DATABASE + ("_quick" if args.quick else "")
+    url = warehouse.bench_database_url(database)
+    results: dict = {"command": "make bench" + (" (--quick)" if args.quick else "")}
+    results["machine"] = machine(url)
+    started = time.perf_counter()
+    results["warehouse"] = warehouse.ensure_warehouse(url, days=size["days"], last_day=LAST_DAY)
+    results["warehouse"]["ready_s"] = time.perf_counter() - started
+    results["warehouse"]["rows"] = table_sizes(url)
+    results["api"] = api_figures(url, size)
+    if not args.skip_etl:
+        results["etl"] = etl_part(size, args.quick)
+    out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(report(results))
+    print(f"\n(all figures as JSON: {out})")
+
+
+def table_sizes(url: str) -> dict:
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "SELECT 'cost', count(*) FROM cost UNION ALL SELECT 'usage', count(*) FROM usage "
+                "UNION ALL SELECT 'user_group_snapshot', count(*) FROM user_group_snapshot "
+                "UNION ALL SELECT 'user_costs_by_group', count(*) "
+                "FROM attribution.user_group_cost_daily"
+            ).fetchall()
+        )
+
+
+def report(r: dict) -> str:
+    lines = []
+    m = r["machine"]
+    lines.append(
+        f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"PostgreSQL {m['postgresql']}, Python {m['python']}"
+    )
+    w = r["warehouse"]
+    lines.append(
+        f"warehouse: {w['days']} days to {w['last_day']}, rows {w['rows']}, "
+        f"{'reused' if w['reused'] else 'generated'} in {w['ready_s']:.0f} s"
+    )
+    api = r["api"]
+    lines.append(
+        "\n1. dashboard requests, one client, ms (target p95 < 50 at 30 d, < 250 at 365 d)"
+    )
+    lines.append(
+        f"{'request':52} {'30d p50':>8} {'p95':>7} {'p99':>7} {'365d p50':>9} {'p95':>7} {'p99':>7}"
+    )
+    for label in api["dashboard_30d"]:
+        a, b = api["dashboard_30d"][label], api["dashboard_365d"][label]
+        lines.append(
+            f"{label:52} {a['p50']:8.1f} {a['p95']:7.1f} {a['p99']:7.1f} "
+            f"{b['p50']:9.1f} {b['p95']:7.1f} {b['p99']:7.1f}"
+        )
+    lines.append("\n2. bulk answers, 30 days unfiltered (target ratio API / bare SQL < 1.5)")
+    lines.append(
+        f"{'request':24} {'rows':>8} {'MB':>6} {'API s':>7} {'SQL s':>7} {'rows/s':>9} {'ratio':>6}"
+    )
+    for b in api["bulk"]:
+        lines.append(
+            f"{b['request']:24} {b['rows']:8d} {b['mb']:6.1f} {b['api_s']:7.3f} "
+            f"{b['sql_s']:7.3f} {b['rows_per_s']:9.0f} {b['ratio']:6.2f}"
+        )
+    t = api["throughput"]
+    lines.append(
+        f"\n3. throughput, dashboard mix (30 + 365 d), {t['clients']} clients: "
+        f"{t['rps']:.1f} requests/s ({t['requests']} in {t['seconds']:.1f} s; "
+        f"p50 {t['p50']:.0f} ms, p95 {t['p95']:.0f} ms, p99 {t['p99']:.0f} ms)"
+    )
+    etl = r.get("etl")
+    if etl and "skipped" not in etl:
+        h, bf, d = etl["history"], etl["backfill"], etl["daily_etl"]
+        lines.append(
+            f"\n4. ETL: history {h['days']} days x {h['hubs']} hubs x {h['users']} users "
+            f"({'reused' if h['reused'] else 'built'} in {h['seconds']:.0f} s)"
+        )
+        lines.append(
+            f"   usage backfill: {bf['seconds']:.1f} s for {bf['days']} days = "
+            f"{bf['seconds_per_day']:.2f} s/day; queries/day {bf['queries_per_day_run_log']:.1f} "
+            f"(Prometheus counted {bf['queries_per_day_prometheus']:.1f}); "
+            f"{bf['rows_per_day']:.0f} rows/day; peak RSS {bf['peak_rss_mib']:.0f} MiB"
+        )
+        cb = etl["costs_backfill"]
+        lines.append(
+            f"   costs backfill (same days): {cb['seconds']:.1f} s, chunks (first, last, "
+            f"requests, rows) {cb['chunks']}; peak RSS {cb['peak_rss_mib']:.0f} MiB"
+        )
+        lines.append(
+            f"   daily hubcost etl: {d['seconds']:.1f} s (target < 10 s); cost chunks "
+            f"{d['cost_chunks']} (target 4 requests + pages); usage chunks {d['usage_chunks']}; "
+            f"CE requests served {d['ce_requests_served']}, Prometheus queries "
+            f"{d['prometheus_queries']:.0f}; peak RSS {d['peak_rss_mib']:.0f} MiB"
+        )
+    elif etl:
+        lines.append(f"\n4. ETL: skipped: {etl['skipped']}")
+    lines.append(
+        f"\n5. peak RSS of hubcost serve: {api['serve_hwm_under_throughput_mib']:.0f} MiB under "
+        f"the load of 3 (idle {api['serve_rss_idle_mib']:.0f} MiB; after the dashboards "
+        f"{api['serve_hwm_after_dashboards_mib']:.0f} MiB, after bulk "
+        f"{api['serve_hwm_after_bulk_mib']:.0f} MiB)"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
