@@ -221,9 +221,12 @@ def iso_utc(moment: dt.datetime) -> str:
 
 
 def index(request: Request) -> Response:
+    settings = request.app.state.hubcost.settings
     return JSONResponse(
         {
             "message": "hubcost: what each JupyterHub hub, component, group and user cost",
+            # The demo source must never pass for a real cluster's numbers.
+            "data_source": "demo (synthetic data)" if settings.demo else "cost explorer/prometheus",
             "openapi": "/openapi.json",
             "health": "/health/ready",
             "metrics": "/metrics",

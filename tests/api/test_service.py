@@ -233,3 +233,9 @@ def test_not_ready_when_the_role_does_not_exist(database_url):
         response = client.get("/health/ready")
     assert response.status_code == 503
     assert "API_DB_ROLE" in response.json()["detail"]
+
+
+def test_the_index_says_when_the_data_is_the_demo(make_client):
+    assert make_client().get("/").json()["data_source"] == "demo (synthetic data)"
+    real = make_client(PROMETHEUS_URL="http://127.0.0.1:9").get("/").json()
+    assert real["data_source"] == "cost explorer/prometheus"
