@@ -176,6 +176,10 @@ def report(r: dict) -> str:
             f"{label:52} {a['p50']:8.1f} {a['p95']:7.1f} {a['p99']:7.1f} "
             f"{b['p50']:9.1f} {b['p95']:7.1f} {b['p99']:7.1f}"
         )
+    for days in (30, 365):
+        lines.append(
+            f"   failures at {days} d: {api[f'dashboard_{days}d']['all']['failures'] or 'none'}"
+        )
     lines.append("\n2. bulk answers, 30 days unfiltered (target ratio API / bare SQL < 1.5)")
     lines.append(
         f"{'request':24} {'rows':>8} {'MB':>6} {'API s':>7} {'SQL s':>7} {'rows/s':>9} {'ratio':>6}"
@@ -189,8 +193,11 @@ def report(r: dict) -> str:
     lines.append(
         f"\n3. throughput, dashboard mix (30 + 365 d), {t['clients']} clients: "
         f"{t['rps']:.1f} requests/s ({t['requests']} in {t['seconds']:.1f} s; "
-        f"p50 {t['p50']:.0f} ms, p95 {t['p95']:.0f} ms, p99 {t['p99']:.0f} ms)"
+        f"p50 {t['p50']:.0f} ms, p95 {t['p95']:.0f} ms, p99 {t['p99']:.0f} ms; "
+        f"answers other than 200: {t['failures'] or 'none'})"
     )
+    for label, p in t["by_request"].items():
+        lines.append(f"   {label:57} n {p['n']:4d} p50 {p['p50']:7.1f} p95 {p['p95']:7.1f} ms")
     etl = r.get("etl")
     if etl and "skipped" not in etl:
         h, bf, d = etl["history"], etl["backfill"], etl["daily_etl"]
