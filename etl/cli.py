@@ -8,9 +8,12 @@ naming it and exits 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
+import signal
 import sys
+import threading
 
 from etl.settings import Settings, SettingsError
 
@@ -19,6 +22,7 @@ log = logging.getLogger("hubcost")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
 
 
 def _date(text: str) -> dt.date:
@@ -71,10 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill" and args.first > args.last:
         print("hubcost: --from must not be after --to", file=sys.stderr)
         return EXIT_USAGE
+    from etl.jobs import Terminated
+
     try:
         return COMMANDS[args.command](settings, args)
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        log.warning("stopped by SIGTERM: the chunk in flight was rolled back and marked failed")
+        return EXIT_TERMINATED
     except Exception as exc:
         from etl.embedded import EmbeddedUnavailable
 
@@ -123,18 +132,44 @@ def cmd_run(settings: Settings, args) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """While the block runs, SIGTERM (a pod stop) raises `Terminated` in the main thread, once.
+
+    The chunk in flight rolls back, its run-log row says `interrupted by SIGTERM`, and the run
+    lock is released, well within Kubernetes' grace period. A second SIGTERM kills at once.
+    """
+    from etl.jobs import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_etl(settings: Settings, args) -> int:
     from etl.jobs import etl_command
 
-    return etl_command(settings)
+    with stop_on_sigterm():
+        return etl_command(settings)
 
 
 def cmd_backfill(settings: Settings, args) -> int:
     from etl.jobs import backfill_command
 
-    return backfill_command(
-        settings, first=args.first, last=args.last, source=args.source, resume=args.resume
-    )
+    with stop_on_sigterm():
+        return backfill_command(
+            settings, first=args.first, last=args.last, source=args.source, resume=args.resume
+        )
 
 
 COMMANDS = {

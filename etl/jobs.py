@@ -40,6 +40,13 @@ FetchCosts = Callable[[dt.date, dt.date, RequestCounter], Iterable[CostRow]]
 FetchUsage = Callable[[dt.date, dt.datetime, Mapping[str, Mapping[str, str]]], UsageDay]
 
 
+class Terminated(BaseException):
+    """SIGTERM (a pod stop) arrived: the chunk in flight rolls back and the run stops.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it.
+    """
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -130,6 +137,7 @@ def run_etl(
         if not taken:
             log.info("an ETL run is in progress elsewhere; this one does nothing")
             return RunResult(in_progress=True)
+        _close_abandoned(engine, clock)
         chunks = etl_chunks(
             engine,
             sources,
@@ -156,6 +164,7 @@ def run_backfill(
         if not taken:
             log.info("an ETL run is in progress elsewhere; this backfill does nothing")
             return RunResult(in_progress=True)
+        _close_abandoned(engine, clock)
         chunks, skipped = backfill_chunks(
             engine,
             sources,
@@ -170,6 +179,16 @@ def run_backfill(
         result = run_chunks(engine, sources, chunks, clock=clock, progress=progress)
         result.skipped += skipped
         return result
+
+
+def _close_abandoned(engine: Engine, clock: Clock) -> None:
+    closed = runs.close_abandoned(engine, now=clock())
+    if closed:
+        log.warning(
+            "%d chunk(s) left 'running' by a process that stopped (killed?) marked failed; "
+            "their days are loaded again when a run covers them",
+            closed,
+        )
 
 
 def run_chunks(
@@ -310,6 +329,9 @@ def _warn_shortfalls(conn, chunk: Chunk) -> None:
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, CHUNK_ERRORS):
         return str(exc)
+    if isinstance(exc, Terminated | KeyboardInterrupt):
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        return f"interrupted by {signal_name}: the chunk was rolled back"
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__}); see the logs"
     # Unknown errors may carry anything in their text: store only the type.

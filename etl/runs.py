@@ -16,6 +16,7 @@ from etl.schema import run_log
 from etl.windows import Chunk
 
 MAX_ERROR_CHARS = 2000
+ABANDONED = "abandoned: its process stopped before finishing; its days were left as they were"
 
 
 def start_chunk(engine: Engine, chunk: Chunk, *, now: dt.datetime) -> int:
@@ -57,6 +58,20 @@ def mark_failed(
                 status="failed", finished_at=now, requests=requests, error=error[:MAX_ERROR_CHARS]
             )
         )
+
+
+def close_abandoned(engine: Engine, *, now: dt.datetime) -> int:
+    """Mark every `running` row failed; return how many.
+
+    Call only while holding the run lock: then no chunk is in flight anywhere, and a row still
+    `running` was left by a process that was killed (its data transaction never committed).
+    """
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(run_log)
+            .where(run_log.c.status == "running")
+            .values(status="failed", finished_at=now, error=ABANDONED)
+        ).rowcount
 
 
 def last_loaded_day(conn: Connection, source: str) -> dt.date | None:
