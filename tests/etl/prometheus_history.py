@@ -173,6 +173,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    # A test run killed before its teardown must not leave a Prometheus behind (Linux only).
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_server(tsdb: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     config = workdir / "prometheus.yml"
     config.write_text("global: {}\nscrape_configs: []\n")
@@ -188,6 +199,7 @@ def start_server(tsdb: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
