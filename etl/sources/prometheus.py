@@ -10,6 +10,7 @@ whose text never contains the URL's credentials or a token.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -217,7 +218,23 @@ def _query(client, text: str, at: dt.datetime) -> list[dict]:
             f"Prometheus at {where} failed ({type(exc).__name__}, after retries)"
         ) from None
     except PrometheusApiClientException as exc:
-        raise PrometheusError(f"Prometheus at {where} answered {str(exc)[:300]}") from None
+        answer = _without_credentials(str(exc), client)[:300]
+        raise PrometheusError(f"Prometheus at {where} answered {answer}") from None
+
+
+def _without_credentials(text: str, client) -> str:
+    """The text with the client's password or token masked, should a server echo them."""
+    secrets = []
+    auth = getattr(client, "auth", None)
+    if auth:
+        username, password = auth
+        secrets += [password, base64.b64encode(f"{username}:{password}".encode()).decode()]
+    authorization = (getattr(client, "headers", None) or {}).get("Authorization", "")
+    if authorization:
+        secrets.append(authorization.partition(" ")[2])
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _timed_out(exc: Exception) -> bool:
