@@ -6,9 +6,7 @@ and the OpenAPI document are both built from it, so they cannot disagree.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,22 +190,14 @@ def list_endpoint(spec: ListEndpoint):
             reader.done()
             select = spec.build(Listing(**fields))
             if response_format == "csv":
-                rows = queries.run_rows(conn, select)
+                body = queries.run_csv(conn, select)
                 loaded_at = queries.data_loaded_at(conn)
-                return csv_response(select.columns, rows, loaded_at)
+                return Response(body, media_type="text/csv", headers=freshness(loaded_at))
             body, loaded_at = queries.run_json(conn, select)
         return Response(body, media_type="application/json", headers=freshness(loaded_at))
 
     endpoint.__name__ = spec.row_name
     return endpoint
-
-
-def csv_response(columns, rows, loaded_at: dt.datetime | None) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return Response(out.getvalue(), media_type="text/csv", headers=freshness(loaded_at))
 
 
 def freshness(loaded_at: dt.datetime | None) -> dict[str, str]:

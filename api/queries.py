@@ -4,12 +4,14 @@ Each function returns a `Select`: the statement giving the endpoint's rows (its 
 are the response's keys, in order, plus any hidden sort column), and the ORDER BY over them.
 Rounding happens here, in SQL on `numeric` (half up), before the value becomes a float8 for
 JSON. `run_json` lets PostgreSQL build the whole JSON array in one statement, which also reads
-the freshness time from the status view; `run_rows` returns plain rows (for CSV).
+the freshness time from the status view; `run_csv` lets it write CSV (COPY); `run_rows`
+returns plain rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -242,10 +244,31 @@ def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]
     return body, loaded_at
 
 
-def run_rows(conn: Connection, select: Select) -> list[tuple]:
+def run_csv(conn: Connection, select: Select) -> str:
+    """The rows as CSV with a header line, written by PostgreSQL (COPY ... TO STDOUT).
+
+    Building a 200,000-row CSV in Python took twice as long as fetching the rows; COPY's
+    CSV is the same text (minimal quoting, shortest float8 digits, empty for NULL). COPY
+    takes no server-side parameters, so psycopg binds them client-side, quoting each value.
+    """
+    statement = _PARAMETER.sub(r"%(\1)s", _ordered_rows(select))
+    with conn.connection.driver_connection.cursor() as cursor:
+        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv, HEADER)"
+        with cursor.copy(copy_sql, select.params) as copy:
+            return b"".join(copy).decode()
+
+
+# SQLAlchemy's `:name` placeholders (not `::type` casts), rewritten to psycopg's `%(name)s`.
+_PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _ordered_rows(select: Select) -> str:
     columns = ", ".join(f'q."{c}"' for c in select.columns)
-    statement = f"SELECT {columns} FROM ({select.sql}) q ORDER BY {_qualified(select.order)}"  # noqa: S608
-    return [tuple(row) for row in conn.execute(sa.text(statement), select.params)]
+    return f"SELECT {columns} FROM ({select.sql}) q ORDER BY {_qualified(select.order)}"  # noqa: S608
+
+
+def run_rows(conn: Connection, select: Select) -> list[tuple]:
+    return [tuple(row) for row in conn.execute(sa.text(_ordered_rows(select)), select.params)]
 
 
 def _qualified(order: str) -> str:
