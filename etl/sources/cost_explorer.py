@@ -182,14 +182,23 @@ def _pages(client, query, first, last, filter_, group_by, counter) -> Iterator[d
         "GroupBy": group_by,
     }
     token = None
+    seen_tokens = set()
     while True:
         page_request = dict(request, NextPageToken=token) if token else request
         answer = _call(client, page_request)
         counter.count += 1
+        # A page may be empty and still name a next one: follow it all the same.
         yield from answer.get("ResultsByTime", [])
         token = answer.get("NextPageToken")
         if not token:
             return
+        if token in seen_tokens:
+            # Following it again would loop for ever, each page billed.
+            raise CostExplorerError(
+                f"Cost Explorer sent an earlier page's NextPageToken again after {counter.count} "
+                "page(s); stopped rather than loop"
+            )
+        seen_tokens.add(token)
 
 
 def _call(client, request: dict) -> dict:

@@ -134,6 +134,7 @@ def fetch_usage_day(
         labels = series["metric"]
         hub, username = labels.get("namespace"), labels.get("username")
         if not hub or not username:
+            _warn_unlabelled("group", ("namespace", "username"), labels, day)
             continue
         escaped = labels.get("username_escaped") or escapism.escape(username, escape_char="-")
         result.groups.append(
@@ -149,8 +150,11 @@ def fetch_usage_day(
     for series in answers["memory"]:
         labels = series["metric"]
         hub, username = labels.get("namespace"), labels.get("username")
+        if not hub or not username:
+            _warn_unlabelled("memory requests", ("namespace", "username"), labels, day)
+            continue
         value = _value(series, "memory requests", day)
-        if not hub or not username or value is None:
+        if value is None:
             continue
         core_seconds = cpu.get((hub, username))
         result.usage.append(
@@ -169,8 +173,11 @@ def fetch_usage_day(
     for series in answers["home"]:
         labels = series["metric"]
         hub, directory = labels.get("namespace"), labels.get("directory")
+        if not hub or not directory:
+            _warn_unlabelled("home directory size", ("namespace", "directory"), labels, day)
+            continue
         value = _value(series, "home directory size", day)
-        if not hub or not directory or value is None:
+        if value is None:
             continue
         names = escaped_names.get(hub)
         if names is None:
@@ -249,6 +256,13 @@ def _timed_out(exc: Exception) -> bool:
     if isinstance(reason, NewConnectionError):
         return False
     return isinstance(reason, ReadTimeoutError | ConnectTimeoutError)
+
+
+def _warn_unlabelled(what: str, needed: tuple[str, ...], labels: dict, day: dt.date) -> None:
+    missing = [name for name in needed if not labels.get(name)]
+    log.warning(
+        "skipping a %s series without %s on %s: %s", what, " or ".join(missing), day, labels
+    )
 
 
 def _value(series: dict, what: str, day: dt.date) -> Decimal | None:
