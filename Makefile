@@ -35,7 +35,7 @@ migrate: $(STAMP) ## bring the database to the current schema
 	$(BIN)/hubcost migrate
 
 bench: $(STAMP) ## run the benchmarks and print the figures
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and the embedded database
 	rm -rf $(VENV) var

@@ -19,26 +19,14 @@ from pathlib import Path
 
 import psycopg
 
+from bench import generate
 from bench.server import PeakMemory
 from tests.etl.prometheus_history import start_server
 from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
 
 HUB_TAG = "2i2c:hub-name"
 CE_HUBS = [f"hub-{i:02d}" for i in range(50)]
-CE_SERVICES = [
-    "EC2 - Other",
-    "Amazon Elastic Compute Cloud - Compute",
-    "Amazon Elastic File System",
-    "Amazon Simple Storage Service",
-    "Amazon Elastic Load Balancing",
-    "Amazon Virtual Private Cloud",
-    "Amazon Elastic Container Service for Kubernetes",
-    "AWS Backup",
-    "Amazon Route 53",
-    "AmazonCloudWatch",
-    "Amazon Elastic Container Registry (ECR)",
-    "AWS Key Management Service",
-]
+CE_SERVICES = [service for service, _ in generate.SERVICES]  # 12 services
 # Groups per page: Cost Explorer's real page size is not documented; this is an assumption.
 PAGE_GROUPS = 5000
 
@@ -55,15 +43,21 @@ def _slice(request: dict) -> str:
 
 
 def _groups(kind: str, day: dt.date) -> list[tuple[list[str], str]]:
-    amount = f"{1 + day.toordinal() % 7 / 10:.10f}"
+    """A day's groups of one slice, with amounts in the generator's proportions."""
+    scale = 1 + day.toordinal() % 7 / 10
+    bases = dict(generate.SERVICES)
+
+    def money(x: float) -> str:
+        return f"{x * scale:.10f}"
+
     if kind == "account":
-        return [([s], amount) for s in CE_SERVICES]
+        return [([s], money(bases[s] * len(CE_HUBS) * 1.3)) for s in CE_SERVICES]
     if kind == "home":
-        return [([f"{HUB_TAG}${h}", "EC2 - Other"], amount) for h in CE_HUBS]
+        return [([f"{HUB_TAG}${h}", "EC2 - Other"], money(4)) for h in CE_HUBS]
     if kind == "core":
-        services = ["EC2 - Other", "Amazon Elastic Compute Cloud - Compute"]
-        return [([f"{HUB_TAG}${h}", s], amount) for h in CE_HUBS for s in services]
-    return [([f"{HUB_TAG}${h}", s], amount) for h in [*CE_HUBS, ""] for s in CE_SERVICES]
+        core = [("EC2 - Other", 1.5), ("Amazon Elastic Compute Cloud - Compute", 6)]
+        return [([f"{HUB_TAG}${h}", s], money(x)) for h in CE_HUBS for s, x in core]
+    return [([f"{HUB_TAG}${h}", s], money(bases[s])) for h in [*CE_HUBS, ""] for s in CE_SERVICES]
 
 
 def respond(request: dict) -> tuple[int, dict]:

@@ -130,7 +130,9 @@ def main() -> None:
     results["warehouse"] = warehouse.ensure_warehouse(url, days=size["days"], last_day=LAST_DAY)
     results["warehouse"]["ready_s"] = time.perf_counter() - started
     results["warehouse"]["rows"] = table_sizes(url)
+    results["load_average_before"] = os.getloadavg()
     results["api"] = api_figures(url, size)
+    results["load_average_after_api"] = os.getloadavg()
     if not args.skip_etl:
         results["etl"] = etl_part(size, args.quick)
     out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
@@ -157,6 +159,11 @@ def report(r: dict) -> str:
     lines.append(
         f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
         f"PostgreSQL {m['postgresql']}, Python {m['python']}"
+    )
+    lines.append(
+        "load average (1, 5, 15 min) before the API figures "
+        f"{tuple(round(x, 1) for x in r['load_average_before'])}, after "
+        f"{tuple(round(x, 1) for x in r['load_average_after_api'])}"
     )
     w = r["warehouse"]
     lines.append(
