@@ -80,6 +80,14 @@ class ApiMetrics:
             registry=r,
         )
 
+        self.unmapped_service_cost = Gauge(
+            "hubcost_etl_unmapped_service_cost_usd",
+            "Attributable cost of a Cost Explorer service the component map does not know "
+            "(counted as 'other'); extend service_component to map it.",
+            ["service"],
+            registry=r,
+        )
+
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
@@ -99,6 +107,11 @@ class ApiMetrics:
             self.source_requests.labels(source).set(row.requests_24h)
             self.failed_chunks.labels(source).set(row.failed_chunks_24h)
             self.running_chunks.labels(source).set(row.running_chunks)
+
+    def set_unmapped_services(self, rows) -> None:
+        self.unmapped_service_cost.clear()
+        for row in rows:
+            self.unmapped_service_cost.labels(row.service).set(float(row.cost))
 
     @staticmethod
     def _set_optional(gauge: Gauge, source: str, value) -> None:
@@ -120,6 +133,7 @@ def metrics_endpoint(request: Request) -> Response:
     try:
         with state.connect() as conn:
             metrics.set_status(queries.etl_status(conn))
+            metrics.set_unmapped_services(queries.unmapped_services(conn))
     except sqlalchemy.exc.SQLAlchemyError:
         # The scrape still answers: the request figures matter most when the database is down.
         metrics.database_up.set(0)

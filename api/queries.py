@@ -227,6 +227,10 @@ def etl_status(conn: Connection) -> list[sa.Row]:
     )
 
 
+def unmapped_services(conn: Connection) -> list[sa.Row]:
+    return list(conn.execute(sa.text("SELECT service, cost FROM unmapped_services")))
+
+
 def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]:
     """The rows as one JSON array built by PostgreSQL, and the freshness time."""
     if select.scalar:

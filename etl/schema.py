@@ -122,6 +122,7 @@ PUBLIC_VIEWS = (
     "latest_user_groups",
     "users_with_multiple_groups",
     "users_with_no_groups",
+    "unmapped_services",
 )
 STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)

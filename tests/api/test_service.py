@@ -239,3 +239,29 @@ def test_the_index_says_when_the_data_is_the_demo(make_client):
     assert make_client().get("/").json()["data_source"] == "demo (synthetic data)"
     real = make_client(PROMETHEUS_URL="http://127.0.0.1:9").get("/").json()
     assert real["data_source"] == "cost explorer/prometheus"
+
+
+def test_metrics_name_the_services_the_component_map_does_not_know(engine, client):
+    from tests.rows import add_costs
+
+    with engine.begin() as conn:
+        add_costs(
+            conn,
+            [
+                ("2026-01-05", "attributable", "prod", "Amazon Route 53", "1.25"),
+                ("2026-01-06", "attributable", "prod", "Amazon Route 53", "0.75"),
+                ("2026-01-06", "attributable", "prod", "EC2 - Other", "9"),
+                ("2026-01-06", "account", None, "AWS Glue", "4"),
+            ],
+        )
+    text = client.get("/metrics").text
+    assert sample(text, "hubcost_etl_unmapped_service_cost_usd", service="Amazon Route 53") == 2.0
+    assert sample(text, "hubcost_etl_unmapped_service_cost_usd", service="EC2 - Other") is None
+    # Account-only services are never attributed, so they are not reported as unmapped.
+    assert sample(text, "hubcost_etl_unmapped_service_cost_usd", service="AWS Glue") is None
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO service_component VALUES ('Amazon Route 53', 'networking')")
+        )
+    text = client.get("/metrics").text
+    assert sample(text, "hubcost_etl_unmapped_service_cost_usd", service="Amazon Route 53") is None
