@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class ApiServer:
 
     def __enter__(self) -> ApiServer:
         deadline = time.monotonic() + 60
+        last = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hubcost serve exited: see {self._log.name}")
@@ -79,10 +81,13 @@ class ApiServer:
                 with urllib.request.urlopen(f"{self.base}/health/ready", timeout=5) as r:
                     if r.status == 200:
                         return self
-            except OSError:
-                time.sleep(0.2)
+            except urllib.error.HTTPError as exc:
+                last = f"{exc.code} {exc.read().decode(errors='replace')}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
         self.__exit__()
-        raise RuntimeError("hubcost serve was not ready within 60 s")
+        raise RuntimeError(f"hubcost serve was not ready within 60 s: {last}")
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
