@@ -34,7 +34,7 @@ LAST_DAY = dt.date(2026, 10, 31)
 FULL = dict(
     days=365,
     rounds=30,
-    bulk_repeat=3,
+    bulk_repeat=5,
     clients=8,
     load_s=30.0,
     etl_days=30,
@@ -194,7 +194,9 @@ def report(r: dict) -> str:
     for b in api["bulk"]:
         lines.append(
             f"{b['request']:24} {b['rows']:8d} {b['mb']:6.1f} {b['api_s']:7.3f} "
-            f"{b['sql_s']:7.3f} {b['rows_per_s']:9.0f} {b['ratio']:6.2f}"
+            f"{b['sql_s']:7.3f} {b['rows_per_s']:9.0f} {b['ratio']:6.2f}  (rounds: "
+            + ", ".join(f"{x:.2f}" for x in b["ratios"])
+            + ")"
         )
     t = api["throughput"]
     lines.append(
