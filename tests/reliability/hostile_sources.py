@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.local_http import LocalHTTPServer
 
 CREDENTIAL_HEADERS = ("authorization", "x-amz-security-token")
 
 
-class EchoingSources:
+class EchoingSources(LocalHTTPServer):
     """POST (Cost Explorer): 400 ValidationException; GET (Prometheus): 400 bad_data."""
 
     def __init__(self) -> None:
@@ -61,15 +62,4 @@ class EchoingSources:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> EchoingSources:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

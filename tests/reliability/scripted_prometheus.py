@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.local_http import LocalHTTPServer
 
 QUERY_MARKERS = (
     ("groups", "jupyterhub_user_group_info"),
@@ -20,7 +21,7 @@ def series(value: str, **labels: str) -> dict:
     return {"metric": labels, "value": [0, value]}
 
 
-class ScriptedPrometheus:
+class ScriptedPrometheus(LocalHTTPServer):
     """mode "ok": answers[kind] as the vector; "503": Service Unavailable; "slow": 503 late."""
 
     def __init__(self, answers: dict[str, list[dict]] | None = None):
@@ -57,15 +58,4 @@ class ScriptedPrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ScriptedPrometheus:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.local_http import LocalHTTPServer
 
 
-class FakeCostExplorer:
+class FakeCostExplorer(LocalHTTPServer):
     """Answers each GetCostAndUsage with `respond(request) -> (status, body)`; records requests."""
 
     def __init__(self, respond: Callable[[dict], tuple[int, dict]]):
@@ -33,17 +34,7 @@ class FakeCostExplorer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeCostExplorer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def answer(days_groups, *, token=None, unit="USD", metric="UnblendedCost", estimated=False):

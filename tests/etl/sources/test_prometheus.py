@@ -17,6 +17,7 @@ from etl.sources.prometheus import (
     redacted_url,
 )
 from tests.etl.prometheus_history import D1, D2, D3
+from tests.local_http import LocalHTTPServer
 from tests.rows import select_all
 
 pytestmark = pytest.mark.prometheus
@@ -160,15 +161,14 @@ def test_auth_and_tls_settings_reach_the_client():
     assert basic.auth == ("u", "pw") and basic._session.verify is True
 
 
-class FlakyPrometheus:
+class FlakyPrometheus(LocalHTTPServer):
     """A local HTTP endpoint answering /api/v1/query from a script of (status, delay_s)."""
 
     EMPTY = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
 
     def __init__(self, script):
-        import threading
         import time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.hits = 0
         fake = self
@@ -191,18 +191,7 @@ class FlakyPrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_5xx_answers_are_retried_then_succeed():
