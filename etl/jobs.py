@@ -133,11 +133,8 @@ def run_etl(
     progress: Callable[[list[Chunk]], Iterable[Chunk]] | None = None,
 ) -> RunResult:
     """One `hubcost etl` run under the run lock."""
-    with engine.connect() as lock_conn, advisory_lock(lock_conn, ETL_RUN_LOCK) as taken:
-        if not taken:
-            log.info("an ETL run is in progress elsewhere; this one does nothing")
-            return RunResult(in_progress=True)
-        _close_abandoned(engine, clock)
+
+    def work() -> RunResult:
         chunks = etl_chunks(
             engine,
             sources,
@@ -146,6 +143,8 @@ def run_etl(
             initial_days=initial_days,
         )
         return run_chunks(engine, sources, chunks, clock=clock, progress=progress)
+
+    return _under_run_lock(engine, clock, work)
 
 
 def run_backfill(
@@ -160,11 +159,8 @@ def run_backfill(
     progress: Callable[[list[Chunk]], Iterable[Chunk]] | None = None,
 ) -> RunResult:
     """Replace every chunk of first..last (both inclusive) under the run lock."""
-    with engine.connect() as lock_conn, advisory_lock(lock_conn, ETL_RUN_LOCK) as taken:
-        if not taken:
-            log.info("an ETL run is in progress elsewhere; this backfill does nothing")
-            return RunResult(in_progress=True)
-        _close_abandoned(engine, clock)
+
+    def work() -> RunResult:
         chunks, skipped = backfill_chunks(
             engine,
             sources,
@@ -179,6 +175,18 @@ def run_backfill(
         result = run_chunks(engine, sources, chunks, clock=clock, progress=progress)
         result.skipped += skipped
         return result
+
+    return _under_run_lock(engine, clock, work)
+
+
+def _under_run_lock(engine: Engine, clock: Clock, work: Callable[[], RunResult]) -> RunResult:
+    """Run `work` holding the ETL run lock; if another run holds it, do nothing and say so."""
+    with engine.connect() as lock_conn, advisory_lock(lock_conn, ETL_RUN_LOCK) as taken:
+        if not taken:
+            log.info("an ETL run is in progress elsewhere; this one does nothing")
+            return RunResult(in_progress=True)
+        _close_abandoned(engine, clock)
+        return work()
 
 
 def _close_abandoned(engine: Engine, clock: Clock) -> None:
