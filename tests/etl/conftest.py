@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from tests.etl import prometheus_history
+from tests.isolated_env import MACHINE_SETTINGS, isolation
 
 
 @pytest.fixture(scope="session")
@@ -26,32 +27,13 @@ def prometheus_url(tmp_path_factory):
         process.wait(timeout=20)
 
 
-ENV_TO_CLEAR = (
-    "CLUSTER_NAME",
-    "PROMETHEUS_URL",
-    "DEMO",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "LOG_FORMAT",
-)
-
-
 @pytest.fixture
 def cli_env(monkeypatch, database_url, tmp_path):
-    for name in ENV_TO_CLEAR:
+    for name in MACHINE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
+    for name, value in isolation(tmp_path).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("LOG_LEVEL", "INFO")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield monkeypatch

@@ -16,43 +16,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tests.conftest import ROOT
-
-# Variables of the machine that must not leak into a child (it would load a real source).
-CLEARED = (
-    "DATABASE_URL",
-    "CLUSTER_NAME",
-    "PROMETHEUS_URL",
-    "PROMETHEUS_USERNAME",
-    "PROMETHEUS_PASSWORD",
-    "PROMETHEUS_TOKEN",
-    "DEMO",
-    "API_TOKEN",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "LOG_FORMAT",
-    "ETL_CRON",
-    "LOOKBACK_DAYS",
-    "INITIAL_DAYS",
-)
+from tests.isolated_env import MACHINE_SETTINGS, isolation
 
 
 def child_env(tmp_path: Path, **env: str) -> dict[str, str]:
     """A clean environment for a child `hubcost`: no credentials of the machine's."""
-    base = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    base.update(
-        AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
+    base = {k: v for k, v in os.environ.items() if k not in MACHINE_SETTINGS}
+    base.update(isolation(tmp_path), PYTHONUNBUFFERED="1")
     base.update(env)
     return base
 
