@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP) ## migrate and serve on http://127.0.0.1:8080 (embedded PostgreSQL, demo data unless sources are set)
-	$(BIN)/hubcost run
+	HUBCOST_DATA_DIR=$${HUBCOST_DATA_DIR:-$(CURDIR)/var} $(BIN)/hubcost run
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -32,7 +32,7 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 	$(BIN)/ruff check --fix .
 
 migrate: $(STAMP) ## bring the database to the current schema
-	$(BIN)/hubcost migrate
+	HUBCOST_DATA_DIR=$${HUBCOST_DATA_DIR:-$(CURDIR)/var} $(BIN)/hubcost migrate
 
 bench: $(STAMP) ## run the benchmarks and print the figures
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

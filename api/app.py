@@ -24,8 +24,8 @@ from api.auth import BearerToken
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
 from api.openapi import openapi_document
-from etl import migrate
-from etl.settings import Settings
+from core import bootstrap, migrate
+from core.settings import Settings
 
 Clock = Callable[[], dt.datetime]
 
@@ -76,15 +76,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        from etl.database import create_engine
-
-        state.engine = create_engine(
-            database_url,
-            pool_size=settings.db_pool_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            role=settings.api_db_role,
-            application_name="hubcost-api",
-        )
+        state.engine = bootstrap.api_engine(settings, url=database_url)
         try:
             yield
         finally:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from api.params import Listing
-from etl.schema import USER_COMPONENTS
+from core.schema import USER_COMPONENTS
 
 LOADED_AT = "(SELECT max(last_success_at) FROM etl_status)"
 

@@ -7,8 +7,8 @@ import logging
 import uvicorn
 
 from api.app import create_app
-from etl.database import database_url
-from etl.settings import Settings
+from core.bootstrap import database_url
+from core.settings import Settings
 
 log = logging.getLogger("hubcost.api")
 

@@ -111,7 +111,7 @@ def hubcost(args: list[str], env: dict, log: Path) -> dict:
     started = time.perf_counter()
     with log.open("a") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", *args], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "hubcost.cli", *args], env=env, stdout=out, stderr=out
         )
         with PeakMemory(process.pid, interval_s=0.05) as peak:
             status = process.wait(timeout=3600)

@@ -65,7 +65,7 @@ class ApiServer:
         env.pop("API_TOKEN", None)
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "hubcost.cli", "serve", "--port", str(self.port)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

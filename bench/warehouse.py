@@ -18,8 +18,8 @@ import psycopg
 import sqlalchemy as sa
 
 from bench import generate
-from etl import migrate
-from etl.database import create_engine
+from core import migrate
+from core.database import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "var" / "bench-pgdata"
@@ -58,7 +58,7 @@ def bench_database_url(database: str = DATABASE) -> str:
             return plain(given)
         url = plain(given)
     else:
-        from etl.embedded import embedded_database_url
+        from core.embedded import embedded_database_url
 
         url = plain(embedded_database_url(DATA_DIR))
     with psycopg.connect(url, autocommit=True) as conn:

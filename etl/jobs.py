@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.database import ETL_RUN_LOCK, advisory_lock
 from etl import runs
-from etl.database import ETL_RUN_LOCK, advisory_lock
 from etl.load import CostRow, LoadError, save_costs, save_groups, save_usage
 from etl.sources.cost_explorer import CostExplorerError, CredentialsError, RequestCounter
 from etl.sources.prometheus import PrometheusError, UsageDay
@@ -423,12 +423,12 @@ def backfill_command(settings, *, first, last, source, resume, clock: Clock = ut
 
 
 def _edge(settings):
-    from etl.database import create_engine, database_url
+    from core import bootstrap
 
     sources = sources_from_settings(settings)
     if sources.costs is None and sources.usage is None:
         log.warning("no source configured (CLUSTER_NAME, PROMETHEUS_URL) and DEMO=0: nothing to do")
-    return create_engine(database_url(settings), pool_size=2), sources
+    return bootstrap.writer_engine(settings), sources
 
 
 def _report(result: RunResult, what: str) -> int:

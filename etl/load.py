@@ -16,7 +16,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from etl.schema import SLICES, cost, usage, user_group_snapshot
+from core.schema import SLICES, cost, usage, user_group_snapshot
 
 COST_UNIT = "USD"
 COMPUTE_UNIT = "GiB-hours"

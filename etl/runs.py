@@ -12,7 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from etl.schema import run_log
+from core.schema import run_log
 from etl.windows import Chunk
 
 MAX_ERROR_CHARS = 2000

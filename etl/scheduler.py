@@ -39,11 +39,11 @@ def scheduled_run(engine, sources, *, lookback_days: int, initial_days: int, clo
 
 def start_scheduler(settings, *, engine=None, sources=None) -> BackgroundScheduler:
     """Start the background scheduler: one run now, then on ETL_CRON (UTC)."""
-    from etl.database import create_engine, database_url
+    from core import bootstrap
 
     own_engine = engine is None
     if own_engine:
-        engine = create_engine(database_url(settings), pool_size=2)
+        engine = bootstrap.writer_engine(settings)
     if sources is None:
         sources = jobs.sources_from_settings(settings)
     if sources.demo:

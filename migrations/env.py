@@ -1,8 +1,11 @@
-"""Alembic environment: the connection (or URL) comes from hubcost, never from alembic.ini."""
+"""Alembic environment: hubcost passes the connection and the reader role in `attributes`.
+
+Run by hand (`alembic -c alembic.ini ...` in a checkout) it reads them from the settings.
+"""
 
 from alembic import context
 
-from etl.schema import include_object, metadata
+from core.schema import include_object, metadata
 
 config = context.config
 
@@ -18,15 +21,22 @@ def _configure_and_run(**kwargs):
         context.run_migrations()
 
 
+def _by_hand_settings():
+    from core.settings import Settings
+
+    settings = Settings.from_env()
+    config.attributes.setdefault("api_db_role", settings.api_db_role)
+    return settings
+
+
 def _run_online():
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure_and_run(connection=connection)
         return
-    from etl.database import create_engine, database_url
-    from etl.settings import Settings
+    from core import bootstrap
 
-    engine = create_engine(database_url(Settings.from_env()), pool_size=1)
+    engine = bootstrap.writer_engine(_by_hand_settings(), pool_size=1)
     try:
         with engine.connect() as connection:
             _configure_and_run(connection=connection)
@@ -36,6 +46,7 @@ def _run_online():
 
 
 if context.is_offline_mode():
+    _by_hand_settings()
     _configure_and_run(url="postgresql+psycopg://", literal_binds=True)
 else:
     _run_online()

@@ -8,12 +8,7 @@ from alembic import context, op
 
 
 def reader_role() -> str:
-    role = context.config.attributes.get("api_db_role")
-    if role is None:
-        from etl.settings import Settings
-
-        role = Settings.from_env().api_db_role
-    return role
+    return context.config.attributes["api_db_role"]
 
 
 def create_view(name: str, select_sql: str, comment: str) -> None:

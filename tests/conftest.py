@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from etl import migrate
-from etl.database import create_engine
+from core import migrate
+from core.database import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 # spec/ and fixtures/ sit beside the clone (as in CI); HUBCOST_SHARED_DIR overrides.
@@ -38,7 +38,7 @@ def pytest_runtest_makereport(item, call):
 
 def _embedded_admin_url() -> str | None:
     try:
-        from etl.embedded import embedded_database_url
+        from core.embedded import embedded_database_url
     except ImportError:
         return None
     try:

@@ -29,6 +29,8 @@ MACHINE_SETTINGS = (
     "ETL_CRON",
     "LOOKBACK_DAYS",
     "INITIAL_DAYS",
+    "HUBCOST_DATA_DIR",
+    "HUBCOST_CLUSTERS",
 )
 
 
@@ -39,4 +41,6 @@ def isolation(tmp_path: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "LOG_LEVEL": "INFO",
+        # Never the developer's own data directory (nor its embedded database).
+        "HUBCOST_DATA_DIR": str(tmp_path / "hubcost-data"),
     }

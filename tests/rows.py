@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from etl import schema
+from core import schema
 
 
 def day(text: str) -> dt.date:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from core.schema import SUPPORT_HUB
 from etl.load import CostRow
-from etl.schema import SUPPORT_HUB
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60

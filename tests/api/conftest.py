@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.metrics import ApiMetrics
-from etl.settings import Settings
+from core.settings import Settings
 from tests.conftest import READER_ROLE
 
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC)

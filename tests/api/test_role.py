@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from etl.database import create_engine
-from etl.schema import PUBLIC_VIEWS, STATUS_VIEW
+from core.database import create_engine
+from core.schema import PUBLIC_VIEWS, STATUS_VIEW
 from tests.conftest import READER_ROLE
 
 TABLES = ("cost", "usage", "user_group_snapshot", "run_log", "component", "service_component")

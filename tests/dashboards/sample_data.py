@@ -12,7 +12,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from etl import schema
+from core import schema
 from tests.rows import add_costs, add_groups, add_usage
 
 DAYS = ("2026-01-05", "2026-01-06", "2026-01-07")

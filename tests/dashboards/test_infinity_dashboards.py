@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from etl.settings import Settings
+from core.settings import Settings
 from tests.conftest import READER_ROLE
 from tests.dashboards import grafana
 from tests.dashboards.sample_data import load_sample

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from etl.settings import Settings
+from core.settings import Settings
 from tests.dashboards import grafana
 
 PROVISIONING = grafana.DASHBOARDS / "provisioning"

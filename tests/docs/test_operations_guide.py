@@ -15,8 +15,8 @@ import yaml
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from etl.cli import build_parser
-from etl.settings import Settings
+from core.settings import Settings
+from hubcost.cli import build_parser
 from tests.conftest import READER_ROLE, ROOT
 from tests.dashboards.sample_data import load_sample
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from etl import schema
+from core import schema
 from tests.conftest import READER_ROLE, ROOT
 from tests.dashboards.sample_data import load_sample
 

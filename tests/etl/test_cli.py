@@ -5,10 +5,11 @@ import time
 
 import sqlalchemy as sa
 
-from etl import cli, scheduler
-from etl.database import ETL_RUN_LOCK, advisory_lock
-from etl.settings import Settings
+from core.database import ETL_RUN_LOCK, advisory_lock
+from core.settings import Settings
+from etl import scheduler
 from etl.windows import cost_chunks
+from hubcost import cli
 from tests.etl.sources.aws_endpoint import FakeCostExplorer
 from tests.rows import select_all
 

@@ -13,10 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from etl import cli
-from etl.settings import Settings
+from core.settings import Settings
 from etl.sources.cost_explorer import CostQuery, RequestCounter, fetch_costs
 from etl.sources.demo import DEMO_CLUSTER, DemoCostExplorer
+from hubcost import cli
 from tests.conftest import READER_ROLE
 from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
 from tests.rows import select_all

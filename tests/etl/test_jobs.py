@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from core.database import ETL_RUN_LOCK, advisory_lock
+from core.settings import Settings
 from etl import jobs
-from etl.database import ETL_RUN_LOCK, advisory_lock
 from etl.load import CostRow, GroupRow, UsageRow
-from etl.settings import Settings
 from etl.sources.prometheus import PrometheusError, UsageDay
 from tests.rows import add_usage, select_all
 

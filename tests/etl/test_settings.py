@@ -1,9 +1,9 @@
-"""etl.settings: defaults, parsing, fail-fast messages naming the variable, hidden secrets."""
+"""core.settings: defaults, parsing, fail-fast messages naming the variable, hidden secrets."""
 
 import pytest
 
-from etl.cli import main
-from etl.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
+from hubcost.cli import main
 
 
 def test_defaults_are_the_documented_ones():

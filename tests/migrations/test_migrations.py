@@ -4,8 +4,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from etl import migrate, schema
-from etl.database import create_engine
+from core import migrate, schema
+from core.database import create_engine
 from tests.conftest import READER_ROLE
 from tests.rows import add_costs, add_groups, add_usage, select_all
 

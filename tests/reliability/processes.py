@@ -35,7 +35,7 @@ class Hubcost:
         self.err = tmp_path / f"{name}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "etl.cli", *args],
+                [sys.executable, "-m", "hubcost.cli", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

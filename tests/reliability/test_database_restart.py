@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from etl import migrate
-from etl.database import create_engine
+from core import migrate
+from core.database import create_engine
 from tests.conftest import READER_ROLE
 from tests.etl.prometheus_history import free_port
 from tests.reliability.processes import child_env, hubcost, wait_until

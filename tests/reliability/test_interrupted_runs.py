@@ -15,8 +15,8 @@ import signal
 import pytest
 import sqlalchemy as sa
 
+from core.database import ETL_RUN_LOCK, create_engine
 from etl import runs
-from etl.database import ETL_RUN_LOCK, create_engine
 from tests.reliability.conftest import database_name
 from tests.reliability.processes import (
     backends_waiting_on_a_lock,

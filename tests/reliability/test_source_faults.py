@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from core.settings import Settings
 from etl import jobs
-from etl.settings import Settings
 from etl.sources import cost_explorer, prometheus
 from tests.api.conftest import api_settings
 from tests.etl.prometheus_history import free_port

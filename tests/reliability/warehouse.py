@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from etl.schema import PUBLIC_VIEWS
+from core.schema import PUBLIC_VIEWS
 
 FACT_TABLES = ("cost", "usage", "user_group_snapshot")
 

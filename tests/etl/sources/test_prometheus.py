@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.settings import Settings
 from etl.load import save_groups, save_usage
-from etl.settings import Settings
 from etl.sources.prometheus import (
     PrometheusError,
     directory_username,

@@ -1,4 +1,4 @@
-"""The `hubcost` command: migrate, serve, run, etl, backfill.
+"""The `hubcost` command: migrate, serve, run, etl, backfill; the one module above `etl` and `api`.
 
 Each subcommand reads the settings once, builds its engine and clients here at the edge, and
 hands them to the code that does the work. A bad setting or bad argument prints one line
@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from etl.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 log = logging.getLogger("hubcost")
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hubcost: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from etl.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "backfill" and args.first > args.last:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("stopped by SIGTERM: the chunk in flight was rolled back and marked failed")
         return EXIT_TERMINATED
     except Exception as exc:
-        from etl.embedded import EmbeddedUnavailable
+        from core.embedded import EmbeddedUnavailable
 
         if isinstance(exc, EmbeddedUnavailable):
             print(f"hubcost: {exc}", file=sys.stderr)
@@ -93,16 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def _engine(settings: Settings, *, pool_size: int = 2):
-    from etl.database import create_engine, database_url
-
-    return create_engine(database_url(settings), pool_size=pool_size)
-
-
 def cmd_migrate(settings: Settings, args) -> int:
-    from etl import migrate
+    from core import bootstrap, migrate
 
-    engine = _engine(settings)
+    engine = bootstrap.writer_engine(settings)
     try:
         revision = migrate.upgrade(engine, api_db_role=settings.api_db_role)
     finally:

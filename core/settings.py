@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EMBEDDED_DATA_DIR = PROJECT_ROOT / "var" / "pgdata"
 
 AWS_CONFIGURED_BY = (
     "AWS_PROFILE",
@@ -80,7 +77,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: Secret | None  # None: the embedded server under var/
+    database_url: Secret | None  # None: the embedded server under data_dir
     cluster_name: str | None
     prometheus_url: str | None
     demo: bool
@@ -104,7 +101,12 @@ class Settings:
     api_db_role: str
     log_level: str
     log_format: str
-    embedded_data_dir: Path = field(default=EMBEDDED_DATA_DIR)
+    data_dir: Path
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its cluster when DATABASE_URL is not set."""
+        return self.data_dir / "pgdata"
 
     @property
     def costs_enabled(self) -> bool:
@@ -172,6 +174,7 @@ class Settings:
                 normalise=str.upper,
             ),
             log_format=env.choice("LOG_FORMAT", ("text", "json"), default="text"),
+            data_dir=_data_dir(env.text("HUBCOST_DATA_DIR")),
         )
         return settings
 
@@ -258,6 +261,15 @@ def _database_url(value: str | None) -> Secret | None:
             f"(got scheme {url.drivername!r})"
         )
     return Secret(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+
+
+def _data_dir(value: str | None) -> Path:
+    """HUBCOST_DATA_DIR, else the per-user data directory (never inside the installed package)."""
+    if value is None:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("hubcost", appauthor=False))
+    return Path(value).expanduser().resolve()
 
 
 def _cron(value: str) -> str:

@@ -1,4 +1,4 @@
-"""Engines and advisory locks: the only place that knows how to reach PostgreSQL."""
+"""How an engine is made, and advisory locks; `core.bootstrap` decides which engines exist."""
 
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from etl.settings import Settings
-
 # Advisory-lock keys: one per kind of exclusive work, shared by every process and replica.
 MIGRATION_LOCK = 0x6875_6263_6D69  # "hubcmi"
 ETL_RUN_LOCK = 0x6875_6263_6574  # "hubcet"
-
-
-def database_url(settings: Settings) -> str:
-    """The URL to use: DATABASE_URL, or the embedded server (started on first use)."""
-    if settings.database_url is not None:
-        return settings.database_url.reveal()
-    from etl.embedded import embedded_database_url
-
-    return embedded_database_url(settings.embedded_data_dir)
 
 
 def create_engine(

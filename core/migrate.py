@@ -1,6 +1,14 @@
-"""Running the Alembic migrations, under an advisory lock so replicas never race."""
+"""Running the Alembic migrations, under an advisory lock so replicas never race.
+
+The migrations are the installed `migrations` package: found with importlib.resources, so a
+wheel migrates from any working directory, exactly as a checkout does.
+"""
 
 from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import command
 from alembic.config import Config
@@ -8,25 +16,30 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from etl.database import MIGRATION_LOCK, advisory_lock
-from etl.settings import PROJECT_ROOT
-
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+from core.database import MIGRATION_LOCK, advisory_lock
 
 
-def alembic_config(connection: Connection | None = None, *, api_db_role: str) -> Config:
+@contextmanager
+def _script_location() -> Iterator[str]:
+    with importlib.resources.as_file(importlib.resources.files("migrations")) as path:
+        yield str(path)
+
+
+def alembic_config(
+    script_location: str, connection: Connection | None = None, *, api_db_role: str
+) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", script_location)
     config.set_main_option("path_separator", "os")
-    config.set_main_option("prepend_sys_path", str(PROJECT_ROOT))
     config.attributes["connection"] = connection
     config.attributes["api_db_role"] = api_db_role
     return config
 
 
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config(api_db_role="unused"))
-    return script.get_current_head()
+    with _script_location() as location:
+        script = ScriptDirectory.from_config(alembic_config(location, api_db_role="unused"))
+        return script.get_current_head()
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -43,7 +56,11 @@ def downgrade(engine: Engine, *, api_db_role: str, revision: str) -> str | None:
 
 
 def _run(engine: Engine, api_db_role: str, action) -> str | None:
-    with engine.connect() as conn, advisory_lock(conn, MIGRATION_LOCK, wait=True):
-        action(alembic_config(conn, api_db_role=api_db_role))
+    with (
+        _script_location() as location,
+        engine.connect() as conn,
+        advisory_lock(conn, MIGRATION_LOCK, wait=True),
+    ):
+        action(alembic_config(location, conn, api_db_role=api_db_role))
         conn.commit()
         return current_revision(conn)

@@ -1,0 +1,5 @@
+import sys
+
+from hubcost.cli import main
+
+sys.exit(main())
