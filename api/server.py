@@ -16,5 +16,4 @@ log = logging.getLogger("hubcost.api")
 def serve(settings: Settings, *, host: str, port: int) -> None:
     app = create_app(settings, database_url=database_url(settings))
     log.info("serving the API on http://%s:%d", host, port)
-    print(f"hubcost API: http://{host}:{port}", flush=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

@@ -32,3 +32,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # botocore and urllib3 log request details (headers included) at DEBUG; keep them quiet.
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # The embedded server's initdb/pg_ctl transcripts, Alembic's set-up lines and APScheduler's
+    # job bookkeeping say nothing an operator acts on (its errors still show): shown only at DEBUG, so a first start's screen is about the service.
+    for chatty in ("pgserver", "alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -7,6 +7,7 @@ wheel migrates from any working directory, exactly as a checkout does.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,6 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from core.database import MIGRATION_LOCK, advisory_lock
+
+log = logging.getLogger("hubcost.migrate")
 
 
 @contextmanager
@@ -61,6 +64,10 @@ def _run(engine: Engine, api_db_role: str, action) -> str | None:
         engine.connect() as conn,
         advisory_lock(conn, MIGRATION_LOCK, wait=True),
     ):
+        before = current_revision(conn)
         action(alembic_config(location, conn, api_db_role=api_db_role))
         conn.commit()
-        return current_revision(conn)
+        after = current_revision(conn)
+        if after != before:
+            log.info("migrated the database from revision %s to %s", before or "(empty)", after)
+        return after

@@ -105,10 +105,51 @@ def cmd_migrate(settings: Settings, args) -> int:
     return EXIT_OK
 
 
+def first_screen(settings: Settings, *, host: str, port: int, scheduler: bool) -> str:
+    """What `hubcost serve|run` prints once it is about to listen: where, from what, how to stop."""
+    from sqlalchemy.engine import make_url
+
+    open_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if settings.database_url is None:
+        database = f"embedded PostgreSQL in {settings.embedded_data_dir} (stopped with hubcost)"
+    else:
+        url = make_url(settings.database_url.reveal())
+        database = f"PostgreSQL {url.database or ''} on {url.host or 'a local socket'}"
+    if settings.demo:
+        data = "DEMO: synthetic costs and usage (set CLUSTER_NAME or PROMETHEUS_URL for real ones)"
+    else:
+        data = (
+            ", ".join(
+                name
+                for name, on in (
+                    (f"Cost Explorer for {settings.cluster_name}", settings.costs_enabled),
+                    (f"Prometheus at {settings.prometheus_url}", settings.usage_enabled),
+                )
+                if on
+            )
+            or "no source configured: serving what the database holds"
+        )
+    if not scheduler:
+        data += "; loaded by `hubcost etl`, not by this process"
+    lines = [
+        f"hubcost is listening on http://{host}:{port}",
+        f"  open      http://{open_host}:{port}/  (the index; /openapi.json lists every endpoint)",
+        f"  database  {database}",
+        f"  data      {data}",
+        "  stop      Ctrl-C",
+    ]
+    return "\n".join(lines)
+
+
 def cmd_serve(settings: Settings, args) -> int:
     from api.server import serve
 
-    serve(settings, host=args.host, port=args.port)
+    print(first_screen(settings, host=args.host, port=args.port, scheduler=False), flush=True)
+
+    # uvicorn stops gracefully on SIGTERM and then raises it again: ours turns that into
+    # exit 143 through `main`, so exit handlers (the embedded server's stop) still run.
+    with stop_on_sigterm():
+        serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 
 
@@ -119,8 +160,10 @@ def cmd_run(settings: Settings, args) -> int:
     if cmd_migrate(settings, args) != EXIT_OK:
         return EXIT_FAILED
     scheduler = start_scheduler(settings)
+    print(first_screen(settings, host=args.host, port=args.port, scheduler=True), flush=True)
     try:
-        serve(settings, host=args.host, port=args.port)
+        with stop_on_sigterm():
+            serve(settings, host=args.host, port=args.port)
     finally:
         scheduler.shutdown(wait=False)
     return EXIT_OK
