@@ -1,13 +1,13 @@
 """ETL runs: windows → chunks → fetch → replace the chunk's days, one chunk at a time.
 
-`run_etl` and `run_backfill` do the work with an engine, the sources' fetch functions and a
-clock passed in; `etl_command` and `backfill_command` (what `hubcost etl|backfill` call) build
+`run_etl` and `run_backfill` do the work with an engine, the sources (`etl.sources.base`:
+window, chunks, fetch, save) and a clock passed in; `etl_command` and `backfill_command` (what `hubcost etl|backfill` call) build
 those at the edge from the settings. One run at a time across processes and replicas: a run
 holds the Postgres advisory lock ETL_RUN_LOCK, and a second run exits 0 at once.
 
 A chunk that fails is recorded `failed` and the rest of that source's chunks in the run are
 skipped (a later day loaded after a failed one would hide the gap from the next window);
-the other source carries on.
+the other sources carry on.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.database import ETL_RUN_LOCK, advisory_lock
 from etl import runs
-from etl.load import CostRow, LoadError, save_costs, save_groups, save_usage
-from etl.sources.cost_explorer import CostExplorerError, CredentialsError, RequestCounter
-from etl.sources.prometheus import PrometheusError, UsageDay
-from etl.windows import Chunk, cost_chunks, costs_window, usage_chunks, usage_window
+from etl.load import LoadError
+from etl.sources.base import RequestCounter, Source, Sources
+from etl.sources.cost_explorer import CostExplorerError, CredentialsError
+from etl.sources.prometheus import PrometheusError
+from etl.windows import Chunk
 
 log = logging.getLogger("hubcost.etl")
 
@@ -36,8 +36,6 @@ DEMO_DAYS = 60
 CHUNK_ERRORS = (CostExplorerError, PrometheusError, LoadError)
 
 Clock = Callable[[], dt.datetime]
-FetchCosts = Callable[[dt.date, dt.date, RequestCounter], Iterable[CostRow]]
-FetchUsage = Callable[[dt.date, dt.datetime, Mapping[str, Mapping[str, str]]], UsageDay]
 
 
 class Terminated(BaseException):
@@ -49,15 +47,6 @@ class Terminated(BaseException):
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The fetch functions of the configured sources (None: that source is off)."""
-
-    costs: FetchCosts | None = None
-    usage: FetchUsage | None = None
-    demo: bool = False
 
 
 @dataclass
@@ -80,22 +69,17 @@ class RunResult:
 def etl_chunks(
     engine: Engine, sources: Sources, *, today: dt.date, lookback_days: int, initial_days: int
 ) -> list[Chunk]:
-    """The chunks of one `hubcost etl` run (§4 windows from the run log)."""
+    """The chunks of one `hubcost etl` run: each source's window from the run log."""
     chunks: list[Chunk] = []
     with engine.connect() as conn:
-        if sources.costs is not None:
-            first, last = costs_window(
+        for source in sources.active:
+            first, last = source.window(
                 today,
-                last_loaded=runs.last_loaded_day(conn, "costs"),
+                last_loaded=runs.last_loaded_day(conn, source.name),
                 lookback_days=lookback_days,
                 initial_days=initial_days,
             )
-            chunks += cost_chunks(first, last, today)
-        if sources.usage is not None:
-            first, last = usage_window(
-                today, last_loaded=runs.last_loaded_day(conn, "usage"), initial_days=initial_days
-            )
-            chunks += usage_chunks(first, last, today)
+            chunks += source.chunks(first, last, today)
     return chunks
 
 
@@ -110,15 +94,12 @@ def backfill_chunks(
     today: dt.date,
 ) -> tuple[list[Chunk], int]:
     """The chunks of a backfill window, and how many `--resume` skipped."""
-    chunks: list[Chunk] = []
-    if source in ("costs", "all") and sources.costs is not None:
-        chunks += cost_chunks(first, last, today)
-    if source in ("usage", "all") and sources.usage is not None:
-        chunks += usage_chunks(first, last, today)
+    chosen = [s for s in sources.active if source in ("all", s.name)]
+    chunks = [chunk for s in chosen for chunk in s.chunks(first, last, today)]
     if not resume:
         return chunks, 0
     with engine.connect() as conn:
-        done = {name: runs.succeeded_chunks(conn, name, first, last) for name in ("costs", "usage")}
+        done = {s.name: runs.succeeded_chunks(conn, s.name, first, last) for s in chosen}
     todo = [c for c in chunks if (c.first, c.last) not in done[c.source]]
     return todo, len(chunks) - len(todo)
 
@@ -210,7 +191,7 @@ def run_chunks(
     """Load the chunks in order; a failed chunk stops its source for the rest of the run."""
     result = RunResult()
     stopped: set[str] = set()
-    warned_services: set[str] = set()
+    said: set[str] = set()
     if sources.demo and chunks:
         log.warning("DEMO DATA: loading synthetic costs and usage, not a real cluster's")
     for chunk in (progress or _logged)(chunks):
@@ -218,12 +199,7 @@ def run_chunks(
             result.skipped += 1
             continue
         try:
-            if chunk.source == "costs":
-                load_costs_chunk(
-                    engine, chunk, sources.costs, clock=clock, warned_services=warned_services
-                )
-            else:
-                load_usage_chunk(engine, chunk, sources.usage, clock=clock)
+            load_chunk(engine, sources.named(chunk.source), chunk, clock=clock, said=said)
         except CHUNK_ERRORS as exc:
             result.failed += 1
             result.errors.append(f"{chunk}: {exc}")
@@ -238,100 +214,30 @@ def run_chunks(
     return result
 
 
-def load_costs_chunk(
-    engine: Engine,
-    chunk: Chunk,
-    fetch: FetchCosts,
-    *,
-    clock: Clock,
-    warned_services: set[str] | None = None,
+def load_chunk(
+    engine: Engine, source: Source, chunk: Chunk, *, clock: Clock, said: set[str] | None = None
 ) -> int:
-    """Fetch the chunk's costs, then replace its days and mark it succeeded in one transaction."""
-    run_id = runs.start_chunk(engine, chunk, now=clock())
-    counter = RequestCounter()
-    try:
-        rows = list(fetch(chunk.first, chunk.last, counter))
-        with engine.begin() as conn:
-            written = save_costs(conn, rows, first=chunk.first, last=chunk.last)
-            runs.mark_succeeded(conn, run_id, rows=written, requests=counter.count, now=clock())
-            _warn_unmapped_services(conn, {r.service for r in rows}, warned_services)
-            _warn_shortfalls(conn, chunk)
-    except BaseException as exc:
-        runs.mark_failed(
-            engine, run_id, error=_error_text(exc), requests=counter.count, now=clock()
-        )
-        raise
-    log.info("loaded %s: %d cost rows, %d Cost Explorer requests", chunk, written, counter.count)
-    return written
+    """Fetch the chunk, then replace its days and mark it succeeded in one transaction.
 
-
-def load_usage_chunk(engine: Engine, chunk: Chunk, fetch: FetchUsage, *, clock: Clock) -> int:
-    """Fetch one day's usage and groups, then replace the day and mark it succeeded together."""
+    Its run-log row is committed as `running` first; on any failure it is marked failed with
+    a text safe to store, and the days keep their previous rows.
+    """
     run_id = runs.start_chunk(engine, chunk, now=clock())
-    requests = 0
+    requests = RequestCounter()
     try:
         with engine.connect() as conn:
-            earlier = earlier_usernames(conn, chunk.first)
-        day = fetch(chunk.first, clock(), earlier)
-        requests = day.requests
+            context = source.before_fetch(conn, chunk)
+        batch = source.fetch(chunk, context, now=clock(), requests=requests)
         with engine.begin() as conn:
-            written = save_usage(conn, day.usage, first=chunk.first, last=chunk.last)
-            written += save_groups(conn, day.groups, first=chunk.first, last=chunk.last)
-            runs.mark_succeeded(conn, run_id, rows=written, requests=requests, now=clock())
+            written = source.save(conn, chunk, batch, said=set() if said is None else said)
+            runs.mark_succeeded(conn, run_id, rows=written, requests=requests.count, now=clock())
     except BaseException as exc:
-        runs.mark_failed(engine, run_id, error=_error_text(exc), requests=requests, now=clock())
+        runs.mark_failed(
+            engine, run_id, error=_error_text(exc), requests=requests.count, now=clock()
+        )
         raise
-    log.info("loaded %s: %d usage and group rows", chunk, written)
+    log.info("loaded %s: %d rows, %d requests", chunk, written, requests.count)
     return written
-
-
-def earlier_usernames(conn, day: dt.date) -> dict[str, dict[str, str]]:
-    """hub → username_escaped → username, from each hub's latest snapshot before `day`."""
-    rows = conn.execute(
-        sa.text(
-            """
-            SELECT g.hub, g.username_escaped, g.username
-            FROM user_group_snapshot g
-            JOIN (SELECT hub, max(date) AS date FROM user_group_snapshot
-                  WHERE date < :day GROUP BY hub) latest
-              ON latest.hub = g.hub AND latest.date = g.date
-            """
-        ),
-        {"day": day},
-    )
-    names: dict[str, dict[str, str]] = {}
-    for hub, escaped, username in rows:
-        names.setdefault(hub, {})[escaped] = username
-    return names
-
-
-def _warn_unmapped_services(conn, services: set[str], warned: set[str] | None) -> None:
-    known = set(conn.execute(sa.text("SELECT service FROM service_component")).scalars())
-    warned = set() if warned is None else warned
-    for service in sorted(services - known - warned):
-        log.warning(
-            "Cost Explorer service %r is not in service_component: its cost counts as 'other' "
-            "(add it with SQL to map it)",
-            service,
-        )
-        warned.add(service)
-
-
-def _warn_shortfalls(conn, chunk: Chunk) -> None:
-    rows = conn.execute(
-        sa.text(
-            "SELECT date, hub, shortfall FROM component_cost_moves "
-            "WHERE date BETWEEN :first AND :last AND shortfall <> 0 ORDER BY date, hub"
-        ),
-        {"first": chunk.first, "last": chunk.last},
-    )
-    for day, hub, shortfall in rows:
-        log.warning(
-            "%s hub %s: %s USD of home/core cost could not move out of compute (slices overlap)",
-            day,
-            hub,
-            shortfall,
-        )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -362,29 +268,6 @@ def terminal_progress(chunks: list[Chunk]) -> Iterable[Chunk]:
 
 
 # ---- the edge: settings → engine, clients, sources ----
-
-
-def sources_from_settings(settings) -> Sources:
-    """The fetch functions of the configured sources, clients built here."""
-    from etl.sources import cost_explorer, demo, prometheus
-
-    if settings.demo:
-        return demo.demo_sources()
-    costs = usage = None
-    if settings.costs_enabled:
-        client = cost_explorer.make_client()
-        query = cost_explorer.CostQuery.from_settings(settings)
-
-        def costs(first, last, counter):
-            return cost_explorer.fetch_costs(client, query, first=first, last=last, counter=counter)
-
-    if settings.usage_enabled:
-        prom = prometheus.make_client(settings)
-
-        def usage(day, now, earlier):
-            return prometheus.fetch_usage_day(prom, day, now=now, earlier_usernames=earlier)
-
-    return Sources(costs=costs, usage=usage)
 
 
 def etl_command(settings, *, clock: Clock = utc_now) -> int:
@@ -424,9 +307,10 @@ def backfill_command(settings, *, first, last, source, resume, clock: Clock = ut
 
 def _edge(settings):
     from core import bootstrap
+    from etl.sources.configured import configured_sources
 
-    sources = sources_from_settings(settings)
-    if sources.costs is None and sources.usage is None:
+    sources = configured_sources(settings)
+    if not sources.active:
         log.warning("no source configured (CLUSTER_NAME, PROMETHEUS_URL) and DEMO=0: nothing to do")
     return bootstrap.writer_engine(settings), sources
 

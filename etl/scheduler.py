@@ -45,7 +45,9 @@ def start_scheduler(settings, *, engine=None, sources=None) -> BackgroundSchedul
     if own_engine:
         engine = bootstrap.writer_engine(settings)
     if sources is None:
-        sources = jobs.sources_from_settings(settings)
+        from etl.sources.configured import configured_sources
+
+        sources = configured_sources(settings)
     if sources.demo:
         log.warning(
             "DEMO DATA: no source is configured (CLUSTER_NAME, PROMETHEUS_URL), so the scheduler "

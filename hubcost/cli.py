@@ -33,6 +33,8 @@ def _date(text: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from etl.sources.configured import source_names
+
     parser = argparse.ArgumentParser(
         prog="hubcost", description="Daily cost attribution for JupyterHub clusters."
     )
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--from", dest="first", type=_date, required=True, metavar="YYYY-MM-DD")
     backfill.add_argument("--to", dest="last", type=_date, required=True, metavar="YYYY-MM-DD")
-    backfill.add_argument("--source", choices=("costs", "usage", "all"), default="all")
+    backfill.add_argument("--source", choices=(*source_names(), "all"), default="all")
     backfill.add_argument(
         "--resume", action="store_true", help="skip chunks that already succeeded in the window"
     )

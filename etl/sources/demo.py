@@ -17,6 +17,9 @@ import re
 from decimal import Decimal
 
 from etl.sources import cost_explorer, prometheus
+from etl.sources.base import Sources
+from etl.sources.costs import CostsSource
+from etl.sources.usage import UsageSource
 
 DEMO_CLUSTER = "demo-cluster"
 HUBS = ("prod", "staging", "workshop")
@@ -65,21 +68,22 @@ _USER_GROUPS = {
 _ACCOUNT_ONLY_SERVICES = {"Amazon Route 53": "0.50", "AWS Key Management Service": "0.10"}
 
 
-def demo_sources():
-    """Sources whose fetch functions read the demo clients (what `DEMO=1` runs)."""
-    from etl.jobs import Sources
-
+def demo_sources() -> Sources:
+    """The costs and usage sources, answered by the demo clients (what `DEMO=1` runs)."""
     ce = DemoCostExplorer()
     query = cost_explorer.CostQuery(cluster_name=DEMO_CLUSTER)
     prom = DemoPrometheus()
-
-    def costs(first, last, counter):
-        return cost_explorer.fetch_costs(ce, query, first=first, last=last, counter=counter)
-
-    def usage(day, now, earlier):
-        return prometheus.fetch_usage_day(prom, day, now=now, earlier_usernames=earlier)
-
-    return Sources(costs=costs, usage=usage, demo=True)
+    costs = CostsSource(
+        lambda first, last, requests: cost_explorer.fetch_costs(
+            ce, query, first=first, last=last, counter=requests
+        )
+    )
+    usage = UsageSource(
+        lambda day, now, earlier: prometheus.fetch_usage_day(
+            prom, day, now=now, earlier_usernames=earlier
+        )
+    )
+    return Sources((costs, usage), demo=True)
 
 
 def _rng(*parts) -> random.Random:

@@ -11,6 +11,7 @@ from core.settings import Settings
 from etl import jobs
 from etl.load import CostRow, GroupRow, UsageRow
 from etl.sources.prometheus import PrometheusError, UsageDay
+from tests.etl.sources_of import sources_of
 from tests.rows import add_usage, select_all
 
 TODAY = dt.date(2026, 3, 20)
@@ -80,7 +81,7 @@ class FakeSources:
         )
 
     def sources(self):
-        return jobs.Sources(costs=self.costs, usage=self.usage)
+        return sources_of(costs=self.costs, usage=self.usage)
 
 
 def run_log(conn):
@@ -218,7 +219,7 @@ def test_a_second_run_exits_at_once_while_one_holds_the_lock(engine):
         assert release.wait(30)
         return fake.usage(day, now, earlier)
 
-    slow = jobs.Sources(usage=slow_usage)
+    slow = sources_of(usage=slow_usage)
     results = {}
     first = threading.Thread(
         target=lambda: results.setdefault(
@@ -268,7 +269,7 @@ def test_the_prometheus_source_down_fails_the_run_and_records_it(engine):
         }
     )
     client = prometheus.make_client(settings, backoff_factor=0.01)
-    sources = jobs.Sources(
+    sources = sources_of(
         usage=lambda day, now, earlier: prometheus.fetch_usage_day(
             client, day, now=now, earlier_usernames=earlier
         )
@@ -325,7 +326,7 @@ def test_a_shortfall_in_the_moves_is_logged(engine, caplog):
     caplog.set_level("WARNING", logger="hubcost.etl")
     result = jobs.run_backfill(
         engine,
-        jobs.Sources(costs=costs),
+        sources_of(costs=costs),
         first=TODAY,
         last=TODAY,
         source="costs",

@@ -23,9 +23,11 @@ from api.app import create_app
 from core.settings import Settings
 from etl import jobs
 from etl.sources import cost_explorer, prometheus
+from etl.sources.base import Sources
 from tests.api.conftest import api_settings
 from tests.etl.prometheus_history import free_port
 from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
+from tests.etl.sources_of import sources_of
 from tests.reliability.scripted_prometheus import ScriptedPrometheus, series
 from tests.reliability.warehouse import FACT_TABLES
 from tests.rows import select_all
@@ -105,7 +107,7 @@ def fakes(aws_env):
         yield ce, prom
 
 
-def sources(ce_url: str, prometheus_url: str) -> jobs.Sources:
+def sources(ce_url: str, prometheus_url: str) -> Sources:
     client = cost_explorer.make_client(endpoint_url=ce_url)
     query = cost_explorer.CostQuery(cluster_name="c1")
     settings = Settings.from_env({"PROMETHEUS_URL": prometheus_url, "PROMETHEUS_TIMEOUT_S": "0.5"})
@@ -117,7 +119,7 @@ def sources(ce_url: str, prometheus_url: str) -> jobs.Sources:
     def usage(day, now, earlier):
         return prometheus.fetch_usage_day(prom, day, now=now, earlier_usernames=earlier)
 
-    return jobs.Sources(costs=costs, usage=usage)
+    return sources_of(costs=costs, usage=usage)
 
 
 def backfill(engine, srcs, source="all"):

@@ -1,0 +1,95 @@
+"""The costs source: daily cost rows per slice, loaded in calendar-month chunks.
+
+The rows come from any `fetch(first, last, requests)` that yields CostRow; Cost Explorer is
+the one configured today (CLUSTER_NAME). After saving, it warns about services the component
+map does not know and about home/core cost that could not move out of compute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from etl.load import CostRow, save_costs
+from etl.sources.base import RequestCounter, register
+from etl.windows import Chunk, cost_chunks, costs_window
+
+log = logging.getLogger("hubcost.etl")
+
+FetchCosts = Callable[[dt.date, dt.date, RequestCounter], Iterable[CostRow]]
+
+
+@dataclass(frozen=True)
+class CostsSource:
+    fetch_rows: FetchCosts
+    name: str = "costs"
+
+    def window(self, today, *, last_loaded, lookback_days, initial_days):
+        return costs_window(
+            today, last_loaded=last_loaded, lookback_days=lookback_days, initial_days=initial_days
+        )
+
+    def chunks(self, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
+        return cost_chunks(first, last, today)
+
+    def before_fetch(self, conn: Connection, chunk: Chunk) -> None:
+        return None
+
+    def fetch(self, chunk: Chunk, context, *, now: dt.datetime, requests: RequestCounter):
+        return list(self.fetch_rows(chunk.first, chunk.last, requests))
+
+    def save(self, conn: Connection, chunk: Chunk, batch: list[CostRow], *, said: set[str]) -> int:
+        written = save_costs(conn, batch, first=chunk.first, last=chunk.last)
+        _warn_unmapped_services(conn, {row.service for row in batch}, said)
+        _warn_shortfalls(conn, chunk)
+        return written
+
+
+@register("costs")
+def cost_explorer_source(settings) -> CostsSource | None:
+    if not settings.costs_enabled:
+        return None
+    from etl.sources import cost_explorer
+
+    client = cost_explorer.make_client()
+    query = cost_explorer.CostQuery.from_settings(settings)
+    return CostsSource(
+        lambda first, last, requests: cost_explorer.fetch_costs(
+            client, query, first=first, last=last, counter=requests
+        )
+    )
+
+
+def _warn_unmapped_services(conn: Connection, services: set[str], said: set[str]) -> None:
+    known = set(conn.execute(sa.text("SELECT service FROM service_component")).scalars())
+    for service in sorted(services - known):
+        if f"unmapped {service}" in said:
+            continue
+        log.warning(
+            "Cost Explorer service %r is not in service_component: its cost counts as 'other' "
+            "(add it with SQL to map it)",
+            service,
+        )
+        said.add(f"unmapped {service}")
+
+
+def _warn_shortfalls(conn: Connection, chunk: Chunk) -> None:
+    rows = conn.execute(
+        sa.text(
+            "SELECT date, hub, shortfall FROM component_cost_moves "
+            "WHERE date BETWEEN :first AND :last AND shortfall <> 0 ORDER BY date, hub"
+        ),
+        {"first": chunk.first, "last": chunk.last},
+    )
+    for day, hub, shortfall in rows:
+        log.warning(
+            "%s hub %s: %s USD of home/core cost could not move out of compute (slices overlap)",
+            day,
+            hub,
+            shortfall,
+        )
