@@ -1,4 +1,4 @@
-"""Query parameters → one validated object per endpoint (api.md "Common rules").
+"""Query parameters → one validated object per endpoint (docs/api.md §2).
 
 Every problem in a request is collected, then raised together as one 422. Grafana's forms are
 accepted: `${__from:date}` (ISO date-time with `Z`), `${__from}` (epoch milliseconds), `{a,b}`

@@ -1,4 +1,4 @@
-"""The run log: one row per chunk (spec/attribution.md §4).
+"""The run log: one row per chunk (docs/attribution.md §7.1).
 
 A chunk's row is inserted as `running` and committed on its own, so a killed process leaves a
 visible trace; `mark_succeeded` runs inside the transaction that replaces the chunk's data, so

@@ -1,4 +1,4 @@
-"""Which days a run loads, and how they split into chunks (spec/attribution.md §4).
+"""Which days a run loads, and how they split into chunks (docs/attribution.md §7).
 
 Pure functions of today's date and what the run log says was loaded; no clock, no database.
 """

@@ -1,4 +1,4 @@
-"""AWS Cost Explorer: the four cost slices of spec/attribution.md §1, as CostRow.
+"""AWS Cost Explorer: the four cost slices of docs/attribution.md §2, as CostRow.
 
 `fetch_costs` takes a boto3 `ce` client made at the edge (`make_client`) and sends, per slice,
 one `GetCostAndUsage` (DAILY, `TimePeriod.End` exclusive) and one more per `NextPageToken`.
@@ -47,7 +47,7 @@ class CredentialsError(CostExplorerError):
 
 @dataclass(frozen=True)
 class CostQuery:
-    """What the requests depend on (settings, see §5)."""
+    """What the requests depend on (settings: docs/attribution.md §2.1)."""
 
     cluster_name: str
     hub_tag_key: str = "2i2c:hub-name"
@@ -94,7 +94,7 @@ def make_client(*, endpoint_url: str | None = None):
 
 
 def slice_requests(query: CostQuery) -> dict[str, tuple[dict, list[dict]]]:
-    """slice → (Filter, GroupBy), exactly as §1 writes them."""
+    """slice → (Filter, GroupBy), exactly as docs/attribution.md §2.2 lists them."""
     cluster, hub_key = query.cluster_name, query.hub_tag_key
     node_key, volume_key = query.node_purpose_tag_key, query.volume_purpose_tag_key
     usage = {"Dimensions": {"Key": "RECORD_TYPE", "Values": list(query.record_types)}}

@@ -1,4 +1,4 @@
-"""Prometheus: per-user usage and the group snapshot of a day (spec/attribution.md §2).
+"""Prometheus: per-user usage and the group snapshot of a day (docs/attribution.md §4).
 
 `fetch_usage_day` sends exactly four instant queries for a day whatever the number of users
 (memory requests, CPU requests, home-directory sizes, group memberships), evaluated at the
@@ -193,7 +193,7 @@ def fetch_usage_day(
 
 
 def directory_username(directory: str, escaped_names: Mapping[str, str]) -> str:
-    """A home directory's user: from the snapshot when known, else unescaped (§2)."""
+    """A home directory's user: the snapshot's name, else unescaped (docs/attribution.md §4.3)."""
     if "shared" in directory:
         return directory
     if directory in escaped_names:

@@ -1,6 +1,6 @@
 """The attribution views: the public schema read by the API, Grafana and analysts.
 
-Every number's meaning is in docs/sql.md; the rules are spec/attribution.md §1 and §3.
+Every number's meaning is in docs/sql.md; the rules are docs/attribution.md §3, §5 and §6.
 
 The arithmetic is done once per day, not per read: the private schema `attribution` holds
 daily rollup tables (component costs, usage totals, per-user costs with and without groups,

@@ -1,6 +1,6 @@
 """The view unmapped_services: Cost Explorer services the component map does not know.
 
-Their cost counts as 'other' (spec/attribution.md §1); the ETL warns in its logs, and this view
+Their cost counts as 'other' (docs/attribution.md §3.1); the ETL warns in its logs, and this view
 lets /metrics and analysts see them too, so an operator knows to extend service_component.
 
 Revision ID: 0005

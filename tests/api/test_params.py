@@ -1,4 +1,4 @@
-"""Parameter parsing (api.md "Common rules"), without a database."""
+"""Parameter parsing (docs/api.md §2), without a database."""
 
 from __future__ import annotations
 

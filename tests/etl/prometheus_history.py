@@ -1,8 +1,8 @@
 """Deterministic Prometheus history for the real-server tests, and the server itself.
 
 Every usage sample sits 30 s before a 5-minute evaluation point, so each point of day D sees
-exactly the sample written for it on Prometheus 2.x and 3.x alike (spec §2). `point` p of day D
-is D 00:00 + 5 min x p (p = 0..287); its sample is written at that time − 30 s.
+exactly the sample written for it on Prometheus 2.x and 3.x alike (docs/attribution.md §4.1).
+`point` p of day D is D 00:00 + 5 min x p (p = 0..287); its sample is written at that time − 30 s.
 
 The history (GiB = 2^30 bytes; values chosen so every sum is exact in binary floating point):
 

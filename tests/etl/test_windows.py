@@ -1,4 +1,4 @@
-"""The §4 window rules and chunking, as pure functions of today and the run log's state."""
+"""docs/attribution.md §7 windows and chunks, as pure functions of today and the run log."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""Conservation (spec/attribution.md §3) as a property: for any costs and usages, the views
+"""Conservation (docs/attribution.md §5) as a property: for any costs and usages, the views
 neither create nor lose money."""
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""Group semantics of spec/attribution.md §3, through user_costs_by_group and group_costs."""
+"""Group semantics of docs/attribution.md §6, through user_costs_by_group and group_costs."""
 
 from decimal import Decimal
 
