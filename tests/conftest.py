@@ -20,8 +20,6 @@ from core import migrate
 from core.database import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-# spec/ and fixtures/ sit beside the clone (as in CI); HUBCOST_SHARED_DIR overrides.
-SHARED = Path(os.environ.get("HUBCOST_SHARED_DIR") or ROOT.parent / "shared")
 READER_ROLE = "hubcost_reader"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -1,32 +1,15 @@
-"""Every path of seed-api-reference.txt is served and documented with its parameters."""
+"""Every reference path is served and documented with its parameters (docs/api.md §6, §7).
+
+The reference list is the project's own test data, in tests/api/reference_endpoints.py.
+"""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.conftest import SHARED
+from tests.api.reference_endpoints import REFERENCE_ENDPOINTS
 
-REFERENCE = SHARED / "spec" / "seed-api-reference.txt"
-
-
-def reference_endpoints() -> dict[str, list[str]]:
-    """{path: [parameter names]} read from the reference's "GET /path" and parameter rows."""
-    endpoints: dict[str, list[str]] = {}
-    current = None
-    for line in REFERENCE.read_text().splitlines():
-        match = re.fullmatch(r"GET (/\S*)", line.strip())
-        if match:
-            current = endpoints.setdefault(match.group(1), [])
-            continue
-        row = re.fullmatch(r"\|\s*(\w+)\s*\|\s*query\s*\|.*", line.strip())
-        if row and current is not None:
-            current.append(row.group(1))
-    return endpoints
-
-
-ENDPOINTS = reference_endpoints()
+ENDPOINTS = {path: list(parameters) for path, parameters in REFERENCE_ENDPOINTS.items()}
 
 
 def test_the_reference_was_read():

@@ -1,25 +1,19 @@
-"""component_costs and component_cost_moves: spec/attribution.md §1."""
+"""component_costs and component_cost_moves: docs/attribution.md §3."""
 
-import json
 from decimal import Decimal
 
-from tests.conftest import SHARED
+from tests.migrations.upstream_costs import METRIC, cost_explorer_answer
 from tests.rows import add_costs, select_all
 
-FIXTURES = SHARED / "fixtures" / "upstream-ce"
-SLICE_FILES = {
-    "attributable": "test_data_cost_component_all.json",
-    "home": "test_data_cost_component_home_storage.json",
-    "core": "test_data_cost_component_core.json",
-}
+SLICES = ("attributable", "home", "core")
 
 
 def _fixture_rows():
-    for slice_, filename in SLICE_FILES.items():
-        answer = json.loads((FIXTURES / filename).read_text())
+    for slice_ in SLICES:
+        answer = cost_explorer_answer(slice_)
         for result in answer["ResultsByTime"]:
             for group in result["Groups"]:
-                amount = group["Metrics"]["UnblendedCost"]["Amount"]
+                amount = group["Metrics"][METRIC]["Amount"]
                 yield (result["TimePeriod"]["Start"], slice_, "prod", group["Keys"][0], amount)
 
 
