@@ -18,6 +18,8 @@ from decimal import Decimal
 
 import psycopg
 
+from core.schema import DEFAULT_CLUSTER as CLUSTER
+
 HUBS = [f"hub-{i:02d}" for i in range(50)]
 USERS_PER_HUB = 100
 GROUPS = [f"group-{i:02d}" for i in range(40)]
@@ -108,39 +110,42 @@ def generate(database_url: str, *, days: int, end: dt.date) -> dict:
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur:
-            cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log")
+            cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log, cluster")
+            cur.execute("INSERT INTO cluster (name) VALUES (%s)", (CLUSTER,))
             # One rollup rebuild at the end instead of one per COPY (needs a superuser).
             cur.execute("SET session_replication_role = replica")
             for offset in range(days):
                 day = first + dt.timedelta(days=offset)
                 rng = random.Random(day.toordinal())
                 with cur.copy(
-                    "COPY cost (date, slice, hub, service, amount, unit, metric, estimated) "
+                    "COPY cost (date, slice, hub, service, amount, unit, metric, estimated, cluster) "
                     "FROM STDIN"
                 ) as copy:
                     for row in cost_rows(day, rng):
-                        copy.write_row((*row, "USD", "UnblendedCost", False))
+                        copy.write_row((*row, "USD", "UnblendedCost", False, CLUSTER))
                         counts["cost"] += 1
                 with cur.copy(
-                    "COPY usage (date, hub, component, username, value, unit, cpu_core_hours) "
+                    "COPY usage (date, hub, component, username, value, unit, cpu_core_hours, cluster) "
                     "FROM STDIN"
                 ) as copy:
                     for row in usage_rows(day, population, rng):
-                        copy.write_row(row)
+                        copy.write_row((*row, CLUSTER))
                         counts["usage"] += 1
                 with cur.copy(
-                    "COPY user_group_snapshot (date, hub, username, usergroup, username_escaped) "
+                    "COPY user_group_snapshot (date, hub, username, usergroup, username_escaped, "
+                    "cluster) "
                     "FROM STDIN"
                 ) as copy:
                     for row in group_rows(day, population):
-                        copy.write_row(row)
+                        copy.write_row((*row, CLUSTER))
                         counts["user_group_snapshot"] += 1
             now = dt.datetime.now(dt.UTC)
             for source in ("costs", "usage"):
                 cur.execute(
-                    "INSERT INTO run_log (source, first_day, last_day, started_at, finished_at, "
-                    "status, rows, requests) VALUES (%s, %s, %s, %s, %s, 'succeeded', %s, %s)",
-                    (source, first, end, now, now, counts["cost"], 4),
+                    "INSERT INTO run_log (cluster, source, first_day, last_day, started_at, "
+                    "finished_at, status, rows, requests) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, 'succeeded', %s, %s)",
+                    (CLUSTER, source, first, end, now, now, counts["cost"], 4),
                 )
             cur.execute("SET session_replication_role = DEFAULT")
             loaded = time.perf_counter()

@@ -25,6 +25,9 @@ CANONICAL_COMPONENTS = (
 )
 USER_COMPONENTS = ("compute", "home storage")
 SUPPORT_HUB = "support"
+# The cluster of a single-cluster deployment without CLUSTER_NAME, and of the demo's data.
+DEFAULT_CLUSTER = "default"
+DEMO_CLUSTER = "demo-cluster"
 
 component = sa.Table(
     "component",
@@ -42,6 +45,13 @@ service_component = sa.Table(
     ),
 )
 
+cluster = sa.Table(
+    "cluster",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    comment="Every cluster the warehouse holds data of; kept after a cluster is gone.",
+)
+
 cost = sa.Table(
     "cost",
     metadata,
@@ -53,11 +63,13 @@ cost = sa.Table(
     sa.Column("unit", sa.Text, nullable=False),
     sa.Column("metric", sa.Text, nullable=False),
     sa.Column("estimated", sa.Boolean, nullable=False),
-    sa.Index("cost_slice_date_hub", "slice", "date", "hub"),
+    sa.Column("cluster", sa.Text, nullable=False),
+    sa.Index("cost_slice_date_cluster_hub", "slice", "date", "cluster", "hub"),
 )
 sa.Index(
-    "cost_day_slice_hub_service",
+    "cost_day_cluster_slice_hub_service",
     cost.c.date,
+    cost.c.cluster,
     cost.c.slice,
     sa.func.coalesce(cost.c.hub, sa.text("''")),
     cost.c.service,
@@ -67,25 +79,31 @@ sa.Index(
 usage = sa.Table(
     "usage",
     metadata,
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("hub", sa.Text, primary_key=True),
-    sa.Column("component", sa.Text, primary_key=True),
-    sa.Column("username", sa.Text, primary_key=True),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("hub", sa.Text, nullable=False),
+    sa.Column("component", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
     sa.Column("value", sa.Numeric, nullable=False),
     sa.Column("unit", sa.Text, nullable=False),
     sa.Column("cpu_core_hours", sa.Numeric, nullable=True),
+    sa.Column("cluster", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("date", "cluster", "hub", "component", "username", name="usage_pkey"),
     sa.Index("usage_username_date", "username", "date"),
 )
 
 user_group_snapshot = sa.Table(
     "user_group_snapshot",
     metadata,
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("hub", sa.Text, primary_key=True),
-    sa.Column("username", sa.Text, primary_key=True),
-    sa.Column("usergroup", sa.Text, primary_key=True),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("hub", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("usergroup", sa.Text, nullable=False),
     sa.Column("username_escaped", sa.Text, nullable=False),
-    sa.Index("user_group_snapshot_hub_date", "hub", "date"),
+    sa.Column("cluster", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "date", "cluster", "hub", "username", "usergroup", name="user_group_snapshot_pkey"
+    ),
+    sa.Index("user_group_snapshot_cluster_hub_date", "cluster", "hub", "date"),
 )
 
 run_log = sa.Table(
@@ -101,7 +119,10 @@ run_log = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
     sa.Column("requests", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=True),
-    sa.Index("run_log_source_status_finished", "source", "status", "finished_at"),
+    sa.Column("cluster", sa.Text, nullable=False),
+    sa.Index(
+        "run_log_cluster_source_status_finished", "cluster", "source", "status", "finished_at"
+    ),
     sa.Index("run_log_started", "started_at"),
 )
 

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -75,12 +75,16 @@ def etl_chunks(
         for source in sources.active:
             first, last = source.window(
                 today,
-                last_loaded=runs.last_loaded_day(conn, source.name),
+                last_loaded=runs.last_loaded_day(conn, source.cluster, source.name),
                 lookback_days=lookback_days,
                 initial_days=initial_days,
             )
-            chunks += source.chunks(first, last, today)
+            chunks += _chunks_of(source, first, last, today)
     return chunks
+
+
+def _chunks_of(source: Source, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
+    return [replace(c, cluster=source.cluster) for c in source.chunks(first, last, today)]
 
 
 def backfill_chunks(
@@ -95,12 +99,15 @@ def backfill_chunks(
 ) -> tuple[list[Chunk], int]:
     """The chunks of a backfill window, and how many `--resume` skipped."""
     chosen = [s for s in sources.active if source in ("all", s.name)]
-    chunks = [chunk for s in chosen for chunk in s.chunks(first, last, today)]
+    chunks = [chunk for s in chosen for chunk in _chunks_of(s, first, last, today)]
     if not resume:
         return chunks, 0
     with engine.connect() as conn:
-        done = {s.name: runs.succeeded_chunks(conn, s.name, first, last) for s in chosen}
-    todo = [c for c in chunks if (c.first, c.last) not in done[c.source]]
+        done = {
+            (s.cluster, s.name): runs.succeeded_chunks(conn, s.cluster, s.name, first, last)
+            for s in chosen
+        }
+    todo = [c for c in chunks if (c.first, c.last) not in done[c.cluster, c.source]]
     return todo, len(chunks) - len(todo)
 
 
@@ -190,27 +197,28 @@ def run_chunks(
 ) -> RunResult:
     """Load the chunks in order; a failed chunk stops its source for the rest of the run."""
     result = RunResult()
-    stopped: set[str] = set()
+    stopped: set[tuple[str | None, str]] = set()
     said: set[str] = set()
     if sources.demo and chunks:
         log.warning("DEMO DATA: loading synthetic costs and usage, not a real cluster's")
     for chunk in (progress or _logged)(chunks):
-        if chunk.source in stopped:
+        if (chunk.cluster, chunk.source) in stopped:
             result.skipped += 1
             continue
         try:
-            load_chunk(engine, sources.named(chunk.source), chunk, clock=clock, said=said)
+            load_chunk(engine, sources.loading(chunk), chunk, clock=clock, said=said)
         except CHUNK_ERRORS as exc:
             result.failed += 1
             result.errors.append(f"{chunk}: {exc}")
-            stopped.add(chunk.source)
+            stopped.add((chunk.cluster, chunk.source))
             log.error("chunk %s failed: %s", chunk, exc)
             if isinstance(exc, CredentialsError):
                 result.credentials_problem = str(exc)
         else:
             result.succeeded += 1
     if stopped:
-        log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(sorted(stopped)))
+        names = sorted(f"{cluster} {source}" if cluster else source for cluster, source in stopped)
+        log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(names))
     return result
 
 

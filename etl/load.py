@@ -59,8 +59,10 @@ class GroupRow:
     username_escaped: str
 
 
-def save_costs(conn: Connection, rows: Iterable[CostRow], *, first: dt.date, last: dt.date) -> int:
-    """Replace the cost rows of days first..last (all slices); return the rows written."""
+def save_costs(
+    conn: Connection, rows: Iterable[CostRow], *, cluster: str, first: dt.date, last: dt.date
+) -> int:
+    """Replace the cluster's cost rows of days first..last (all slices); return the rows written."""
     rows = list(rows)
     for row in rows:
         _check_day(row.date, first, last)
@@ -71,25 +73,27 @@ def save_costs(conn: Connection, rows: Iterable[CostRow], *, first: dt.date, las
             )
         if row.slice not in SLICES:
             raise LoadError(f"unknown cost slice {row.slice!r}")
-    return _replace(conn, cost, rows, first, last)
+    return _replace(conn, cost, rows, cluster, first, last)
 
 
-def save_usage(conn: Connection, rows: Iterable[UsageRow], *, first: dt.date, last: dt.date) -> int:
-    """Replace the usage rows (compute and home storage) of days first..last."""
+def save_usage(
+    conn: Connection, rows: Iterable[UsageRow], *, cluster: str, first: dt.date, last: dt.date
+) -> int:
+    """Replace the cluster's usage rows (compute and home storage) of days first..last."""
     rows = list(rows)
     for row in rows:
         _check_day(row.date, first, last)
-    return _replace(conn, usage, rows, first, last)
+    return _replace(conn, usage, rows, cluster, first, last)
 
 
 def save_groups(
-    conn: Connection, rows: Iterable[GroupRow], *, first: dt.date, last: dt.date
+    conn: Connection, rows: Iterable[GroupRow], *, cluster: str, first: dt.date, last: dt.date
 ) -> int:
-    """Replace the group snapshots of days first..last."""
+    """Replace the cluster's group snapshots of days first..last."""
     rows = list(rows)
     for row in rows:
         _check_day(row.date, first, last)
-    return _replace(conn, user_group_snapshot, rows, first, last)
+    return _replace(conn, user_group_snapshot, rows, cluster, first, last)
 
 
 def _check_day(day: dt.date, first: dt.date, last: dt.date) -> None:
@@ -97,14 +101,18 @@ def _check_day(day: dt.date, first: dt.date, last: dt.date) -> None:
         raise LoadError(f"a row dated {day} is outside the chunk {first}..{last}")
 
 
-def _replace(conn: Connection, table: sa.Table, rows: list, first: dt.date, last: dt.date) -> int:
-    conn.execute(sa.delete(table).where(table.c.date.between(first, last)))
+def _replace(
+    conn: Connection, table: sa.Table, rows: list, cluster: str, first: dt.date, last: dt.date
+) -> int:
+    conn.execute(
+        sa.delete(table).where(table.c.cluster == cluster, table.c.date.between(first, last))
+    )
     if rows:
         # COPY, in the caller's transaction: executemany (pipelined) was ~40x slower here.
         names = [f.name for f in fields(rows[0])]
-        columns = ", ".join(f'"{table.c[name].name}"' for name in names)
+        columns = ", ".join(f'"{table.c[name].name}"' for name in [*names, "cluster"])
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row(tuple(getattr(row, name) for name in names))
+                copy.write_row((*(getattr(row, name) for name in names), cluster))
     return len(rows)

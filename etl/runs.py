@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from core.schema import run_log
+from core.schema import cluster, run_log
 from etl.windows import Chunk
 
 MAX_ERROR_CHARS = 2000
@@ -22,9 +23,13 @@ ABANDONED = "abandoned: its process stopped before finishing; its days were left
 def start_chunk(engine: Engine, chunk: Chunk, *, now: dt.datetime) -> int:
     """Insert the chunk's row as `running` in its own transaction; return its id."""
     with engine.begin() as conn:
+        conn.execute(
+            postgresql.insert(cluster).values(name=chunk.cluster).on_conflict_do_nothing()
+        )
         return conn.execute(
             sa.insert(run_log)
             .values(
+                cluster=chunk.cluster,
                 source=chunk.source,
                 first_day=chunk.first,
                 last_day=chunk.last,
@@ -74,22 +79,25 @@ def close_abandoned(engine: Engine, *, now: dt.datetime) -> int:
         ).rowcount
 
 
-def last_loaded_day(conn: Connection, source: str) -> dt.date | None:
-    """The latest day covered by a succeeded chunk of the source (None: nothing loaded yet)."""
+def last_loaded_day(conn: Connection, cluster: str, source: str) -> dt.date | None:
+    """The latest day covered by a succeeded chunk of the cluster's source (None: none yet)."""
     return conn.execute(
         sa.select(sa.func.max(run_log.c.last_day)).where(
-            run_log.c.source == source, run_log.c.status == "succeeded"
+            run_log.c.cluster == cluster,
+            run_log.c.source == source,
+            run_log.c.status == "succeeded",
         )
     ).scalar_one()
 
 
 def succeeded_chunks(
-    conn: Connection, source: str, first: dt.date, last: dt.date
+    conn: Connection, cluster: str, source: str, first: dt.date, last: dt.date
 ) -> set[tuple[dt.date, dt.date]]:
-    """(first_day, last_day) of the source's succeeded chunks lying inside the window."""
+    """(first_day, last_day) of the cluster's source's succeeded chunks inside the window."""
     rows = conn.execute(
         sa.select(run_log.c.first_day, run_log.c.last_day)
         .where(
+            run_log.c.cluster == cluster,
             run_log.c.source == source,
             run_log.c.status == "succeeded",
             run_log.c.first_day >= first,

@@ -19,14 +19,15 @@ class Chunk:
     source: str  # "costs" or "usage"
     first: dt.date
     last: dt.date  # inclusive
+    cluster: str | None = None  # set by the runner from the source that loads it
 
     def days(self) -> list[dt.date]:
         return [self.first + dt.timedelta(days=i) for i in range((self.last - self.first).days + 1)]
 
     def __str__(self) -> str:
-        if self.first == self.last:
-            return f"{self.source} {self.first}"
-        return f"{self.source} {self.first}..{self.last}"
+        days = f"{self.first}" if self.first == self.last else f"{self.first}..{self.last}"
+        where = f"{self.cluster} " if self.cluster else ""
+        return f"{where}{self.source} {days}"
 
 
 def costs_window(

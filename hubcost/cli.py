@@ -100,7 +100,11 @@ def cmd_migrate(settings: Settings, args) -> int:
 
     engine = bootstrap.writer_engine(settings)
     try:
-        revision = migrate.upgrade(engine, api_db_role=settings.api_db_role)
+        revision = migrate.upgrade(
+            engine,
+            api_db_role=settings.api_db_role,
+            cluster_name=bootstrap.single_cluster_name(settings),
+        )
     finally:
         engine.dispose()
     log.info("database schema at revision %s", revision)

@@ -26,6 +26,9 @@ def _by_hand_settings():
 
     settings = Settings.from_env()
     config.attributes.setdefault("api_db_role", settings.api_db_role)
+    from core.bootstrap import single_cluster_name
+
+    config.attributes.setdefault("cluster_name", single_cluster_name(settings))
     return settings
 
 

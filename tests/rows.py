@@ -13,12 +13,15 @@ import sqlalchemy as sa
 
 from core import schema
 
+# The cluster of the tests' hand-made facts: a single-cluster warehouse's default one.
+CLUSTER = schema.DEFAULT_CLUSTER
+
 
 def day(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-def add_costs(conn, rows, *, metric: str = "UnblendedCost") -> None:
+def add_costs(conn, rows, *, metric: str = "UnblendedCost", cluster: str = CLUSTER) -> None:
     """rows: (date, slice, hub, service, amount)."""
     conn.execute(
         sa.insert(schema.cost).values(
@@ -32,6 +35,7 @@ def add_costs(conn, rows, *, metric: str = "UnblendedCost") -> None:
                     "unit": "USD",
                     "metric": metric,
                     "estimated": False,
+                    "cluster": cluster,
                 }
                 for d, s, hub, service, amount in rows
             ]
@@ -39,7 +43,7 @@ def add_costs(conn, rows, *, metric: str = "UnblendedCost") -> None:
     )
 
 
-def add_usage(conn, rows) -> None:
+def add_usage(conn, rows, *, cluster: str = CLUSTER) -> None:
     """rows: (date, hub, component, username, value)."""
     conn.execute(
         sa.insert(schema.usage).values(
@@ -51,6 +55,7 @@ def add_usage(conn, rows) -> None:
                     "username": username,
                     "value": Decimal(str(value)),
                     "unit": "GiB-hours" if component == "compute" else "GiB",
+                    "cluster": cluster,
                 }
                 for d, hub, component, username, value in rows
             ]
@@ -58,7 +63,7 @@ def add_usage(conn, rows) -> None:
     )
 
 
-def add_groups(conn, rows) -> None:
+def add_groups(conn, rows, *, cluster: str = CLUSTER) -> None:
     """rows: (date, hub, username, usergroup); username_escaped is the username."""
     conn.execute(
         sa.insert(schema.user_group_snapshot).values(
@@ -69,6 +74,7 @@ def add_groups(conn, rows) -> None:
                     "username": username,
                     "username_escaped": username,
                     "usergroup": group,
+                    "cluster": cluster,
                 }
                 for d, hub, username, group in rows
             ]

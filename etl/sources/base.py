@@ -28,6 +28,7 @@ class RequestCounter:
 
 class Source(Protocol):
     name: str  # the run log's `source`
+    cluster: str  # whose data it loads; chunks, run-log rows and facts carry it
 
     def window(
         self,
@@ -58,8 +59,11 @@ class Sources:
     active: tuple[Source, ...] = ()
     demo: bool = False
 
-    def named(self, name: str) -> Source | None:
-        return next((source for source in self.active if source.name == name), None)
+    def loading(self, chunk: Chunk) -> Source:
+        """The source that loads `chunk` (its cluster and source name)."""
+        return next(
+            s for s in self.active if (s.cluster, s.name) == (chunk.cluster, chunk.source)
+        )
 
 
 SourceFactory = Callable[[Any], "Source | None"]

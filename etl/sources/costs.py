@@ -26,6 +26,7 @@ FetchCosts = Callable[[dt.date, dt.date, RequestCounter], Iterable[CostRow]]
 
 @dataclass(frozen=True)
 class CostsSource:
+    cluster: str
     fetch_rows: FetchCosts
     name: str = "costs"
 
@@ -44,9 +45,11 @@ class CostsSource:
         return list(self.fetch_rows(chunk.first, chunk.last, requests))
 
     def save(self, conn: Connection, chunk: Chunk, batch: list[CostRow], *, said: set[str]) -> int:
-        written = save_costs(conn, batch, first=chunk.first, last=chunk.last)
+        written = save_costs(
+            conn, batch, cluster=self.cluster, first=chunk.first, last=chunk.last
+        )
         _warn_unmapped_services(conn, {row.service for row in batch}, said)
-        _warn_shortfalls(conn, chunk)
+        _warn_shortfalls(conn, self.cluster, chunk)
         return written
 
 
@@ -59,6 +62,7 @@ def cost_explorer_source(settings) -> CostsSource | None:
     client = cost_explorer.make_client()
     query = cost_explorer.CostQuery.from_settings(settings)
     return CostsSource(
+        query.cluster_name,
         lambda first, last, requests: cost_explorer.fetch_costs(
             client, query, first=first, last=last, counter=requests
         )
@@ -78,13 +82,13 @@ def _warn_unmapped_services(conn: Connection, services: set[str], said: set[str]
         said.add(f"unmapped {service}")
 
 
-def _warn_shortfalls(conn: Connection, chunk: Chunk) -> None:
+def _warn_shortfalls(conn: Connection, cluster: str, chunk: Chunk) -> None:
     rows = conn.execute(
         sa.text(
-            "SELECT date, hub, shortfall FROM component_cost_moves "
-            "WHERE date BETWEEN :first AND :last AND shortfall <> 0 ORDER BY date, hub"
+            "SELECT date, hub, shortfall FROM component_cost_moves WHERE cluster = :cluster "
+            "AND date BETWEEN :first AND :last AND shortfall <> 0 ORDER BY date, hub"
         ),
-        {"first": chunk.first, "last": chunk.last},
+        {"cluster": cluster, "first": chunk.first, "last": chunk.last},
     )
     for day, hub, shortfall in rows:
         log.warning(

@@ -16,12 +16,12 @@ import random
 import re
 from decimal import Decimal
 
+from core.schema import DEMO_CLUSTER
 from etl.sources import cost_explorer, prometheus
 from etl.sources.base import Sources
 from etl.sources.costs import CostsSource
 from etl.sources.usage import UsageSource
 
-DEMO_CLUSTER = "demo-cluster"
 HUBS = ("prod", "staging", "workshop")
 USERS = (
     "ada",
@@ -74,11 +74,13 @@ def demo_sources() -> Sources:
     query = cost_explorer.CostQuery(cluster_name=DEMO_CLUSTER)
     prom = DemoPrometheus()
     costs = CostsSource(
+        DEMO_CLUSTER,
         lambda first, last, requests: cost_explorer.fetch_costs(
             ce, query, first=first, last=last, counter=requests
         )
     )
     usage = UsageSource(
+        DEMO_CLUSTER,
         lambda day, now, earlier: prometheus.fetch_usage_day(
             prom, day, now=now, earlier_usernames=earlier
         )

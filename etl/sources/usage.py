@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.bootstrap import single_cluster_name
 from etl.load import save_groups, save_usage
 from etl.sources.base import RequestCounter, register
 from etl.sources.prometheus import UsageDay
@@ -24,6 +25,7 @@ FetchUsage = Callable[[dt.date, dt.datetime, Mapping[str, Mapping[str, str]]], U
 
 @dataclass(frozen=True)
 class UsageSource:
+    cluster: str
     fetch_day: FetchUsage
     name: str = "usage"
 
@@ -34,7 +36,7 @@ class UsageSource:
         return usage_chunks(first, last, today)
 
     def before_fetch(self, conn: Connection, chunk: Chunk) -> dict[str, dict[str, str]]:
-        return earlier_usernames(conn, chunk.first)
+        return earlier_usernames(conn, self.cluster, chunk.first)
 
     def fetch(self, chunk: Chunk, context, *, now: dt.datetime, requests: RequestCounter):
         day = self.fetch_day(chunk.first, now, context)
@@ -42,8 +44,8 @@ class UsageSource:
         return day
 
     def save(self, conn: Connection, chunk: Chunk, batch: UsageDay, *, said: set[str]) -> int:
-        written = save_usage(conn, batch.usage, first=chunk.first, last=chunk.last)
-        return written + save_groups(conn, batch.groups, first=chunk.first, last=chunk.last)
+        days = {"cluster": self.cluster, "first": chunk.first, "last": chunk.last}
+        return save_usage(conn, batch.usage, **days) + save_groups(conn, batch.groups, **days)
 
 
 @register("usage")
@@ -54,13 +56,14 @@ def prometheus_source(settings) -> UsageSource | None:
 
     client = prometheus.make_client(settings)
     return UsageSource(
+        single_cluster_name(settings),
         lambda day, now, earlier: prometheus.fetch_usage_day(
             client, day, now=now, earlier_usernames=earlier
         )
     )
 
 
-def earlier_usernames(conn: Connection, day: dt.date) -> dict[str, dict[str, str]]:
+def earlier_usernames(conn: Connection, cluster: str, day: dt.date) -> dict[str, dict[str, str]]:
     """hub → username_escaped → username, from each hub's latest snapshot before `day`."""
     rows = conn.execute(
         sa.text(
@@ -68,11 +71,12 @@ def earlier_usernames(conn: Connection, day: dt.date) -> dict[str, dict[str, str
             SELECT g.hub, g.username_escaped, g.username
             FROM user_group_snapshot g
             JOIN (SELECT hub, max(date) AS date FROM user_group_snapshot
-                  WHERE date < :day GROUP BY hub) latest
+                  WHERE cluster = :cluster AND date < :day GROUP BY hub) latest
               ON latest.hub = g.hub AND latest.date = g.date
+            WHERE g.cluster = :cluster
             """
         ),
-        {"day": day},
+        {"cluster": cluster, "day": day},
     )
     names: dict[str, dict[str, str]] = {}
     for hub, escaped, username in rows:

@@ -20,13 +20,14 @@ def add_runs(conn):
     conn.execute(
         sa.text(
             """INSERT INTO run_log
-               (source, first_day, last_day, started_at, finished_at, status, rows, requests, error)
+               (cluster, source, first_day, last_day, started_at, finished_at, status, rows,
+                requests, error)
                VALUES
-               ('costs', '2026-01-01', '2026-01-10', :finished - interval '1 minute', :finished,
+               ('default', 'costs', '2026-01-01', '2026-01-10', :finished - interval '1 minute', :finished,
                 'succeeded', 40, 8, NULL),
-               ('usage', '2026-01-09', '2026-01-09', now() - interval '1 hour',
+               ('default', 'usage', '2026-01-09', '2026-01-09', now() - interval '1 hour',
                 now() - interval '59 minutes', 'failed', 0, 3, 'Prometheus said no'),
-               ('usage', '2026-01-08', '2026-01-08', :older - interval '1 minute', :older,
+               ('default', 'usage', '2026-01-08', '2026-01-08', :older - interval '1 minute', :older,
                 'succeeded', 12, 4, NULL)"""
         ),
         {"finished": FINISHED, "older": FINISHED - dt.timedelta(days=2)},
@@ -162,13 +163,14 @@ def test_metrics_count_requests_per_route_and_read_the_run_log(engine, client):
         conn.execute(
             sa.text(
                 """INSERT INTO run_log
-                   (source, first_day, last_day, started_at, finished_at, status, rows, requests)
+                   (cluster, source, first_day, last_day, started_at, finished_at, status, rows,
+                    requests)
                    VALUES
-                   ('costs', '2026-01-01', '2026-01-10', now() - interval '2 hours',
+                   ('default', 'costs', '2026-01-01', '2026-01-10', now() - interval '2 hours',
                     now() - interval '119 minutes', 'succeeded', 40, 8),
-                   ('costs', '2025-12-01', '2025-12-31', now() - interval '3 days',
+                   ('default', 'costs', '2025-12-01', '2025-12-31', now() - interval '3 days',
                     now() - interval '3 days', 'succeeded', 1000, 30),
-                   ('usage', '2026-01-09', '2026-01-09', now() - interval '1 hour',
+                   ('default', 'usage', '2026-01-09', '2026-01-09', now() - interval '1 hour',
                     now() - interval '59 minutes', 'failed', 0, 3)"""
             )
         )

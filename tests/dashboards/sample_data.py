@@ -65,6 +65,7 @@ def load_sample(conn, *, now: dt.datetime) -> None:
         sa.insert(schema.run_log),
         [
             {
+                "cluster": schema.DEFAULT_CLUSTER,
                 "source": source,
                 "first_day": dt.date.fromisoformat(DAYS[0]),
                 "last_day": dt.date.fromisoformat(DAYS[-1]),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from core.schema import DEFAULT_CLUSTER
 from etl.sources.base import Sources
 from etl.sources.costs import CostsSource
 from etl.sources.usage import UsageSource
 
 
-def sources_of(*, costs=None, usage=None) -> Sources:
-    made = (CostsSource(costs) if costs else None, UsageSource(usage) if usage else None)
+def sources_of(*, costs=None, usage=None, cluster: str = DEFAULT_CLUSTER) -> Sources:
+    made = (
+        CostsSource(cluster, costs) if costs else None,
+        UsageSource(cluster, usage) if usage else None,
+    )
     return Sources(tuple(source for source in made if source is not None))

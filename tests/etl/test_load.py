@@ -8,7 +8,7 @@ import pytest
 from etl import runs
 from etl.load import CostRow, GroupRow, LoadError, UsageRow, save_costs, save_groups, save_usage
 from etl.windows import Chunk
-from tests.rows import add_costs, add_groups, add_usage, select_all
+from tests.rows import CLUSTER, add_costs, add_groups, add_usage, select_all
 
 NOW = dt.datetime(2026, 3, 20, 6, 0, tzinfo=dt.UTC)
 
@@ -34,6 +34,7 @@ def test_save_costs_replaces_only_the_window_days(conn):
     written = save_costs(
         conn,
         [cost_row("2026-03-02", amount="0.1234567890123"), cost_row("2026-03-02", "account", None)],
+        cluster=CLUSTER,
         first=d("2026-03-02"),
         last=d("2026-03-02"),
     )
@@ -51,10 +52,20 @@ def test_save_costs_replaces_only_the_window_days(conn):
 def test_save_costs_refuses_other_units_and_days_outside_the_chunk(conn):
     with pytest.raises(LoadError, match="'EUR'"):
         save_costs(
-            conn, [cost_row("2026-03-02", unit="EUR")], first=d("2026-03-02"), last=d("2026-03-02")
+            conn,
+            [cost_row("2026-03-02", unit="EUR")],
+            cluster=CLUSTER,
+            first=d("2026-03-02"),
+            last=d("2026-03-02"),
         )
     with pytest.raises(LoadError, match="outside the chunk"):
-        save_costs(conn, [cost_row("2026-03-03")], first=d("2026-03-02"), last=d("2026-03-02"))
+        save_costs(
+            conn,
+            [cost_row("2026-03-03")],
+            cluster=CLUSTER,
+            first=d("2026-03-02"),
+            last=d("2026-03-02"),
+        )
 
 
 def test_save_usage_and_groups_replace_the_day(conn):
@@ -70,10 +81,13 @@ def test_save_usage_and_groups_replace_the_day(conn):
             UsageRow(day, "prod", "compute", "ann", Decimal("2.5"), "GiB-hours", Decimal("0.25")),
             UsageRow(day, "prod", "home storage", "ann", Decimal("3"), "GiB"),
         ],
+        cluster=CLUSTER,
         first=day,
         last=day,
     )
-    save_groups(conn, [GroupRow(day, "prod", "ann", "staff", "ann")], first=day, last=day)
+    save_groups(
+        conn, [GroupRow(day, "prod", "ann", "staff", "ann")], cluster=CLUSTER, first=day, last=day
+    )
     assert select_all(
         conn,
         "SELECT date::text, username, component, value, cpu_core_hours FROM usage ORDER BY 1, 2, 3",
@@ -91,33 +105,36 @@ def test_save_usage_and_groups_replace_the_day(conn):
 
 
 def test_run_log_rows_go_running_then_succeeded_with_the_data(engine):
-    chunk = Chunk("costs", d("2026-03-01"), d("2026-03-02"))
+    chunk = Chunk("costs", d("2026-03-01"), d("2026-03-02"), CLUSTER)
     run_id = runs.start_chunk(engine, chunk, now=NOW)
     with engine.connect() as other:
         # Committed on its own: another session sees the chunk running.
         assert select_all(other, "SELECT status FROM run_log") == [("running",)]
     with engine.begin() as conn:
-        save_costs(conn, [cost_row("2026-03-01")], first=chunk.first, last=chunk.last)
+        save_costs(
+            conn, [cost_row("2026-03-01")], cluster=CLUSTER, first=chunk.first, last=chunk.last
+        )
         runs.mark_succeeded(conn, run_id, rows=1, requests=4, now=NOW)
     with engine.connect() as conn:
         assert select_all(
             conn,
             "SELECT source, first_day::text, last_day::text, status, rows, requests, error FROM run_log",
         ) == [("costs", "2026-03-01", "2026-03-02", "succeeded", 1, 4, None)]
-        assert runs.last_loaded_day(conn, "costs") == d("2026-03-02")
-        assert runs.last_loaded_day(conn, "usage") is None
-        assert runs.succeeded_chunks(conn, "costs", d("2026-03-01"), d("2026-03-31")) == {
+        assert runs.last_loaded_day(conn, CLUSTER, "costs") == d("2026-03-02")
+        assert runs.last_loaded_day(conn, CLUSTER, "usage") is None
+        assert runs.succeeded_chunks(conn, CLUSTER, "costs", d("2026-03-01"), d("2026-03-31")) == {
             (d("2026-03-01"), d("2026-03-02"))
         }
 
 
 def test_a_failed_chunk_keeps_its_error_and_no_data(engine):
-    chunk = Chunk("usage", d("2026-03-01"), d("2026-03-01"))
+    chunk = Chunk("usage", d("2026-03-01"), d("2026-03-01"), CLUSTER)
     run_id = runs.start_chunk(engine, chunk, now=NOW)
     with pytest.raises(LoadError), engine.begin() as conn:
         save_usage(
             conn,
             [UsageRow(d("2026-03-01"), "h", "compute", "u", Decimal(1), "GiB-hours")],
+            cluster=CLUSTER,
             first=chunk.first,
             last=chunk.last,
         )

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.database import ETL_RUN_LOCK, create_engine
+from core.schema import DEMO_CLUSTER
 from etl import runs
 from tests.reliability.conftest import database_name
 from tests.reliability.processes import (
@@ -77,7 +78,7 @@ OLD_DAY = (
 @pytest.fixture
 def seeded(engine):
     with engine.begin() as conn:
-        add_costs(conn, OLD_ROWS)
+        add_costs(conn, OLD_ROWS, cluster=DEMO_CLUSTER)
     return engine
 
 
@@ -201,7 +202,7 @@ def test_two_etl_processes_started_together_load_once(
     today = dt.datetime.now(dt.UTC).date()
     first_day = today - dt.timedelta(days=60)  # the demo's first day
     with engine.begin() as conn:
-        add_costs(conn, [(first_day, "account", None, "Old Service", "1")])
+        add_costs(conn, [(first_day, "account", None, "Old Service", "1")], cluster=DEMO_CLUSTER)
     env = child_env(tmp_path, DATABASE_URL=database_url)
     children = []
     try:

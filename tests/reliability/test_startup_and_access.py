@@ -102,8 +102,8 @@ def test_every_route_but_readiness_needs_the_token(guarded, monkeypatch):
 
 
 WRITES = (
-    "INSERT INTO run_log (source, first_day, last_day, started_at, status) "
-    "VALUES ('costs', now(), now(), now(), 'running')",
+    "INSERT INTO run_log (cluster, source, first_day, last_day, started_at, status) "
+    "VALUES ('default', 'costs', now(), now(), now(), 'running')",
     "DELETE FROM cost",
     "UPDATE service_component SET component = 'other'",
     "DELETE FROM total_costs",

@@ -20,7 +20,7 @@ from etl.sources.cost_explorer import (
     make_client,
 )
 from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
-from tests.rows import select_all
+from tests.rows import CLUSTER, select_all
 
 H = "2i2c:hub-name"
 N = "2i2c:node-purpose"
@@ -202,7 +202,7 @@ def test_exact_requests_every_page_and_the_stored_rows(dummy_aws, conn):
         rows = list(fetch_costs(client, QUERY, first=FIRST, last=LAST, counter=counter))
     stubber.assert_no_pending_responses()
     assert counter.count == 5
-    save_costs(conn, rows, first=FIRST, last=LAST)
+    save_costs(conn, rows, cluster=CLUSTER, first=FIRST, last=LAST)
     assert select_all(
         conn,
         "SELECT date::text, slice, hub, service, amount, unit, metric, estimated FROM cost "
@@ -386,4 +386,4 @@ def test_amounts_are_decimal_strings_and_other_units_fail_the_chunk(dummy_aws, c
         rows = list(fetch_costs(client, QUERY, first=FIRST, last=LAST, counter=RequestCounter()))
     assert rows[0].amount == Decimal("0.1")
     with pytest.raises(ValueError, match="EUR"):
-        save_costs(conn, rows, first=FIRST, last=LAST)
+        save_costs(conn, rows, cluster=CLUSTER, first=FIRST, last=LAST)

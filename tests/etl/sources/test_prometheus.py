@@ -18,7 +18,7 @@ from etl.sources.prometheus import (
 )
 from tests.etl.prometheus_history import D1, D2, D3
 from tests.local_http import LocalHTTPServer
-from tests.rows import select_all
+from tests.rows import CLUSTER, select_all
 
 pytestmark = pytest.mark.prometheus
 AFTER = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)  # a clock well after the history
@@ -36,8 +36,8 @@ def load_days(conn, url, days, now=AFTER):
     for day in days:
         got = fetch_usage_day(client, day, now=now, earlier_usernames=earlier)
         requests.append(got.requests)
-        save_usage(conn, got.usage, first=day, last=day)
-        save_groups(conn, got.groups, first=day, last=day)
+        save_usage(conn, got.usage, cluster=CLUSTER, first=day, last=day)
+        save_groups(conn, got.groups, cluster=CLUSTER, first=day, last=day)
         for g in got.groups:
             earlier.setdefault(g.hub, {})[g.username_escaped] = g.username
     return requests
