@@ -111,6 +111,7 @@ def test_manifests_and_policies_are_valid():
     ]
     assert cronjob["kind"] == "CronJob"
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["hubcost", "etl"]
+    assert "command" not in container  # the image's ENTRYPOINT is `hubcost`
+    assert container["args"] == ["etl"]
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     assert cronjob["spec"]["schedule"] == Settings.from_env({}).etl_cron
