@@ -278,9 +278,13 @@ def terminal_progress(chunks: list[Chunk]) -> Iterable[Chunk]:
 # ---- the edge: settings → engine, clients, sources ----
 
 
-def etl_command(settings, *, clock: Clock = utc_now) -> int:
-    """`hubcost etl`: one run now for every configured source."""
-    engine, sources = _edge(settings)
+class UnknownCluster(ValueError):
+    """`--cluster` names a cluster no source is configured for."""
+
+
+def etl_command(settings, *, cluster: str | None = None, clock: Clock = utc_now) -> int:
+    """`hubcost etl [--cluster C]`: one run now for every configured source (of C)."""
+    engine, sources = _edge(settings, cluster)
     try:
         result = run_etl(
             engine,
@@ -294,9 +298,11 @@ def etl_command(settings, *, clock: Clock = utc_now) -> int:
     return _report(result, "etl")
 
 
-def backfill_command(settings, *, first, last, source, resume, clock: Clock = utc_now) -> int:
+def backfill_command(
+    settings, *, first, last, source, resume, cluster: str | None = None, clock: Clock = utc_now
+) -> int:
     """`hubcost backfill`: replace every chunk of first..last; non-zero exit on failure."""
-    engine, sources = _edge(settings)
+    engine, sources = _edge(settings, cluster)
     try:
         result = run_backfill(
             engine,
@@ -313,11 +319,16 @@ def backfill_command(settings, *, first, last, source, resume, clock: Clock = ut
     return _report(result, "backfill")
 
 
-def _edge(settings):
+def _edge(settings, cluster: str | None):
     from core import bootstrap
     from etl.sources.configured import configured_sources
 
     sources = configured_sources(settings)
+    if cluster is not None:
+        if cluster not in sources.clusters:
+            known = ", ".join(sources.clusters) or "none"
+            raise UnknownCluster(f"--cluster {cluster!r} is not a configured cluster ({known})")
+        sources = sources.of_cluster(cluster)
     if not sources.active:
         log.warning("no source configured (CLUSTER_NAME, PROMETHEUS_URL) and DEMO=0: nothing to do")
     return bootstrap.writer_engine(settings), sources

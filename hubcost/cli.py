@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)
 
-    sub.add_parser("etl", help="one ETL run now for every configured source")
+    etl = sub.add_parser("etl", help="one ETL run now for every configured source")
+    etl.add_argument("--cluster", metavar="NAME", help="only this cluster's sources")
 
     backfill = sub.add_parser(
         "backfill", help="reload every chunk of a window (both ends inclusive)"
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--resume", action="store_true", help="skip chunks that already succeeded in the window"
     )
+    backfill.add_argument("--cluster", metavar="NAME", help="only this cluster's sources")
     return parser
 
 
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill" and args.first > args.last:
         print("hubcost: --from must not be after --to", file=sys.stderr)
         return EXIT_USAGE
-    from etl.jobs import Terminated
+    from core.embedded import EmbeddedUnavailable
+    from etl.jobs import Terminated, UnknownCluster
 
     try:
         return COMMANDS[args.command](settings, args)
@@ -86,13 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         log.warning("stopped by SIGTERM: the chunk in flight was rolled back and marked failed")
         return EXIT_TERMINATED
-    except Exception as exc:
-        from core.embedded import EmbeddedUnavailable
-
-        if isinstance(exc, EmbeddedUnavailable):
-            print(f"hubcost: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+    except (EmbeddedUnavailable, UnknownCluster) as exc:
+        print(f"hubcost: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_migrate(settings: Settings, args) -> int:
@@ -203,7 +202,7 @@ def cmd_etl(settings: Settings, args) -> int:
     from etl.jobs import etl_command
 
     with stop_on_sigterm():
-        return etl_command(settings)
+        return etl_command(settings, cluster=args.cluster)
 
 
 def cmd_backfill(settings: Settings, args) -> int:
@@ -211,7 +210,12 @@ def cmd_backfill(settings: Settings, args) -> int:
 
     with stop_on_sigterm():
         return backfill_command(
-            settings, first=args.first, last=args.last, source=args.source, resume=args.resume
+            settings,
+            first=args.first,
+            last=args.last,
+            source=args.source,
+            resume=args.resume,
+            cluster=args.cluster,
         )
 
 

@@ -59,11 +59,17 @@ class Sources:
     active: tuple[Source, ...] = ()
     demo: bool = False
 
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(source.cluster for source in self.active))
+
+    def of_cluster(self, cluster: str) -> Sources:
+        """Only the sources of one cluster (`--cluster`)."""
+        return Sources(tuple(s for s in self.active if s.cluster == cluster), self.demo)
+
     def loading(self, chunk: Chunk) -> Source:
         """The source that loads `chunk` (its cluster and source name)."""
-        return next(
-            s for s in self.active if (s.cluster, s.name) == (chunk.cluster, chunk.source)
-        )
+        return next(s for s in self.active if (s.cluster, s.name) == (chunk.cluster, chunk.source))
 
 
 SourceFactory = Callable[[Any], "Source | None"]

@@ -108,3 +108,21 @@ def test_the_scheduler_runs_at_start_then_on_the_cron(cli_env, engine, database_
         assert ("usage", "succeeded", 61) in statuses(engine)
     finally:
         sched.shutdown(wait=True)
+
+
+def test_cluster_limits_a_run_and_an_unknown_one_is_refused_before_connecting(
+    cli_env, engine, capfd
+):
+    assert (
+        cli.main(["backfill", "--from", "2026-01-01", "--to", "2026-01-02", "--cluster", "nope"])
+        == 2
+    )
+    assert "--cluster 'nope' is not a configured cluster (demo-cluster)" in capfd.readouterr().err
+    with engine.connect() as conn:
+        assert select_all(conn, "SELECT count(*) FROM run_log") == [(0,)]
+    args = ["backfill", "--from", "2026-01-01", "--to", "2026-01-02", "--source", "usage"]
+    assert cli.main([*args, "--cluster", "demo-cluster"]) == 0
+    with engine.connect() as conn:
+        assert select_all(conn, "SELECT DISTINCT cluster, source FROM run_log") == [
+            ("demo-cluster", "usage")
+        ]
