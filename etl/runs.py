@@ -23,9 +23,7 @@ ABANDONED = "abandoned: its process stopped before finishing; its days were left
 def start_chunk(engine: Engine, chunk: Chunk, *, now: dt.datetime) -> int:
     """Insert the chunk's row as `running` in its own transaction; return its id."""
     with engine.begin() as conn:
-        conn.execute(
-            postgresql.insert(cluster).values(name=chunk.cluster).on_conflict_do_nothing()
-        )
+        conn.execute(postgresql.insert(cluster).values(name=chunk.cluster).on_conflict_do_nothing())
         return conn.execute(
             sa.insert(run_log)
             .values(

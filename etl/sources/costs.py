@@ -45,9 +45,7 @@ class CostsSource:
         return list(self.fetch_rows(chunk.first, chunk.last, requests))
 
     def save(self, conn: Connection, chunk: Chunk, batch: list[CostRow], *, said: set[str]) -> int:
-        written = save_costs(
-            conn, batch, cluster=self.cluster, first=chunk.first, last=chunk.last
-        )
+        written = save_costs(conn, batch, cluster=self.cluster, first=chunk.first, last=chunk.last)
         _warn_unmapped_services(conn, {row.service for row in batch}, said)
         _warn_shortfalls(conn, self.cluster, chunk)
         return written
@@ -65,7 +63,7 @@ def cost_explorer_source(settings) -> CostsSource | None:
         query.cluster_name,
         lambda first, last, requests: cost_explorer.fetch_costs(
             client, query, first=first, last=last, counter=requests
-        )
+        ),
     )
 
 

@@ -77,13 +77,13 @@ def demo_sources() -> Sources:
         DEMO_CLUSTER,
         lambda first, last, requests: cost_explorer.fetch_costs(
             ce, query, first=first, last=last, counter=requests
-        )
+        ),
     )
     usage = UsageSource(
         DEMO_CLUSTER,
         lambda day, now, earlier: prometheus.fetch_usage_day(
             prom, day, now=now, earlier_usernames=earlier
-        )
+        ),
     )
     return Sources((costs, usage), demo=True)
 

@@ -59,7 +59,7 @@ def prometheus_source(settings) -> UsageSource | None:
         single_cluster_name(settings),
         lambda day, now, earlier: prometheus.fetch_usage_day(
             client, day, now=now, earlier_usernames=earlier
-        )
+        ),
     )
 
 
