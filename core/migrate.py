@@ -73,9 +73,7 @@ def _run(engine: Engine, api_db_role: str, action, cluster_name: str | None) -> 
         advisory_lock(conn, MIGRATION_LOCK, wait=True),
     ):
         before = current_revision(conn)
-        action(
-            alembic_config(location, conn, api_db_role=api_db_role, cluster_name=cluster_name)
-        )
+        action(alembic_config(location, conn, api_db_role=api_db_role, cluster_name=cluster_name))
         conn.commit()
         after = current_revision(conn)
         if after != before:
