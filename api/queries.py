@@ -1,128 +1,233 @@
-"""One plain SELECT on the public views per endpoint, with bound parameters.
+"""One SELECT on the public views per endpoint, built with SQLAlchemy Core.
 
-Each function returns a `Select`: the statement giving the endpoint's rows (its output columns
-are the response's keys, in order, plus any hidden sort column), and the ORDER BY over them.
-Rounding happens here, in SQL on `numeric` (half up), before the value becomes a float8 for
-JSON. `run_json` lets PostgreSQL build the whole JSON array in one statement, which also reads
-the freshness time from the status view; `run_csv` lets it write CSV (COPY); `run_rows`
-returns plain rows.
+Each function returns a `Select`: the Core statement giving the endpoint's rows (its output
+columns are the response's keys, in order, plus any hidden sort column), and the sort keys over
+them. Every value is a bound parameter; no SQL text is assembled. Rounding happens here, in SQL
+on `numeric` (half up), before the value becomes a float8 for JSON. `run_json` lets PostgreSQL
+build the whole JSON array in one statement, which also reads the freshness time from the
+status view; `run_csv` lets it write CSV (COPY); `run_rows` returns plain rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg.sql
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.engine import Connection
 
 from api.params import Listing
 from core.schema import USER_COMPONENTS
 
-LOADED_AT = "(SELECT max(last_success_at) FROM etl_status)"
+FLOAT8 = postgresql.DOUBLE_PRECISION
+NAMES = postgresql.ARRAY(sa.Text)
+# COPY cannot take server-side parameters: its statement is compiled for psycopg, which binds
+# the values client-side. The named form is the one bench/http_figures.py rewrites itself.
+PSYCOPG = psycopg_dialect.dialect()
+NAMED = psycopg_dialect.dialect(paramstyle="named")
+
+
+def _view(name: str, *columns: str) -> sa.TableClause:
+    return sa.table(name, *(sa.column(column) for column in columns))
+
+
+# The public views the API reads (docs/sql.md), with the columns it reads.
+HUB_ACTIVITY = _view("hub_activity", "cluster", "date", "hub")
+COMPONENTS = _view("components", "component", "position")
+TOTAL_COSTS = _view("total_costs", "cluster", "date", "name", "cost")
+HUB_COSTS = _view("hub_costs", "cluster", "date", "hub", "cost")
+COMPONENT_COSTS = _view("component_costs", "cluster", "date", "hub", "component", "cost")
+USER_COSTS = _view("user_costs", "cluster", "date", "hub", "component", "username", "cost")
+USER_COSTS_BY_GROUP = _view(
+    "user_costs_by_group", "cluster", "date", "hub", "component", "username", "usergroup", "cost"
+)
+USER_SHARES = _view("user_shares", "cluster", "date", "hub", "component", "username", "share")
+GROUP_COSTS = _view("group_costs", "cluster", "date", "usergroup", "cost")
+MEMBERSHIPS = _view(
+    "user_group_memberships",
+    "cluster",
+    "hub",
+    "username",
+    "username_escaped",
+    "usergroup",
+    "valid_from",
+    "valid_to",
+)
+MULTIPLE_GROUPS = _view("users_with_multiple_groups", "cluster", "username", "hub", "usergroup")
+NO_GROUPS = _view("users_with_no_groups", "cluster", "username", "hub")
+UNMAPPED_SERVICES = _view("unmapped_services", "cluster", "service", "cost")
+ETL_STATUS = _view(
+    "etl_status",
+    "cluster",
+    "source",
+    "schema_version",
+    "last_success_at",
+    "last_day_loaded",
+    "rows_loaded_24h",
+    "requests_24h",
+    "failed_chunks_24h",
+    "last_failure_at",
+    "running_chunks",
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One sort key: an output column of the rows, ascending unless `descending`."""
+
+    column: str
+    descending: bool = False
+    nulls_last: bool = False
+
+    def over(self, rows: sa.FromClause) -> sa.ColumnElement:
+        key = rows.c[self.column]
+        key = key.desc() if self.descending else key.asc()
+        return key.nulls_last() if self.nulls_last else key
 
 
 @dataclass(frozen=True)
 class Select:
-    sql: str
-    params: dict
+    rows: sa.Select
     columns: Sequence[str]
-    order: str
+    order: Sequence[Key]
     # Names endpoints answer with an array of strings instead of objects.
     scalar: bool = False
 
+    # bench/http_figures.py times the endpoint's own statement through psycopg from these.
+    @property
+    def sql(self) -> str:
+        """The rows' statement with `:name` placeholders."""
+        return str(self.rows.compile(dialect=NAMED))
 
-def _where(listing: Listing, columns: dict[str, str], *, date: str | None = "date"):
-    """WHERE conditions and parameters for the filters a listing carries.
+    @property
+    def params(self) -> dict:
+        return self.rows.compile(dialect=NAMED).params
 
-    `columns` maps a filter (hubs, components, users, usergroups) to the view's column.
-    Only fixed fragments are joined; every value is a bound parameter.
+
+def _qualified(order: Sequence[Key]) -> str:
+    """The ORDER BY list over the rows aliased `q` (bench/http_figures.py), compiled."""
+    q = sa.table("q", *(sa.column(key.column) for key in order))
+    return ", ".join(str(key.over(q).compile(dialect=NAMED)) for key in order)
+
+
+def _keys(*names: str) -> tuple[Key, ...]:
+    return tuple(Key(name) for name in names)
+
+
+def _names(name: str, values: list[str]) -> sa.BindParameter:
+    return sa.bindparam(name, list(values), type_=NAMES)
+
+
+def _rounded(value, places: int) -> sa.ColumnElement:
+    """Half-up rounding of a numeric, as float8 for JSON."""
+    return sa.cast(sa.func.round(value, sa.literal_column(str(int(places)))), FLOAT8)
+
+
+def _conditions(
+    view: sa.FromClause, listing: Listing, columns: dict[str, str], *, dated: bool = True
+) -> list[sa.ColumnElement]:
+    """The WHERE conditions for the filters a listing carries.
+
+    `columns` maps a filter (hubs, components, users, usergroups) to the view's column; the
+    view's `date` is kept to the listing's days when `dated`.
     """
     conditions = []
-    params: dict = {}
-    if date is not None and listing.days is not None:
-        conditions.append(f"{date} BETWEEN :first AND :last")
-        params.update(first=listing.days.first, last=listing.days.last)
+    if dated and listing.days is not None:
+        conditions.append(view.c.date.between(*_days(listing)))
     for name, column in columns.items():
         values = getattr(listing, name)
         if values is not None:
-            conditions.append(f"{column} = ANY(:{name})")
-            params[name] = list(values)
-    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+            conditions.append(view.c[column] == sa.any_(_names(name, values)))
+    return conditions
 
 
-def hub_names(listing: Listing) -> Select:
-    where, params = _where(listing, {})
-    return Select(
-        f"SELECT DISTINCT hub FROM hub_activity{where}",  # noqa: S608 (fixed fragments only)
-        params,
-        ("hub",),
-        "hub",
-        scalar=True,
+def _days(listing: Listing) -> tuple[sa.BindParameter, sa.BindParameter]:
+    return (
+        sa.bindparam("first", listing.days.first, type_=sa.Date),
+        sa.bindparam("last", listing.days.last, type_=sa.Date),
     )
 
 
+def hub_names(listing: Listing) -> Select:
+    v = HUB_ACTIVITY
+    rows = sa.select(v.c.hub).distinct().where(*_conditions(v, listing, {}))
+    return Select(rows, ("hub",), _keys("hub"), scalar=True)
+
+
 def component_names() -> Select:
+    v = COMPONENTS
+    rows = sa.select(v.c.component, v.c.position).where(
+        v.c.component == sa.any_(_names("user_components", list(USER_COMPONENTS)))
+    )
     return Select(
-        "SELECT component, position FROM components WHERE component = ANY(:user_components)",
-        {"user_components": list(USER_COMPONENTS)},
-        ("component",),
-        "position NULLS LAST, component",
-        scalar=True,
+        rows, ("component",), (Key("position", nulls_last=True), Key("component")), scalar=True
     )
 
 
 def total_costs(listing: Listing) -> Select:
-    where, params = _where(listing, {})
-    return Select(
-        f"SELECT date, round(cost, 2)::float8 AS cost, name FROM total_costs{where}",  # noqa: S608
-        params,
-        ("date", "cost", "name"),
-        "date, name",
+    v = TOTAL_COSTS
+    rows = sa.select(v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.name).where(
+        *_conditions(v, listing, {})
     )
+    return Select(rows, ("date", "cost", "name"), _keys("date", "name"))
 
 
 def total_costs_per_hub(listing: Listing) -> Select:
-    where, params = _where(listing, {})
-    return Select(
-        f"SELECT date, round(cost, 2)::float8 AS cost, hub AS name FROM hub_costs{where}",  # noqa: S608
-        params,
-        ("date", "cost", "name"),
-        "date, name",
+    v = HUB_COSTS
+    rows = sa.select(v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.hub.label("name")).where(
+        *_conditions(v, listing, {})
     )
+    return Select(rows, ("date", "cost", "name"), _keys("date", "name"))
 
 
 def total_costs_per_component(listing: Listing) -> Select:
-    where, params = _where(listing, {"hubs": "c.hub", "components": "c.component"}, date="c.date")
-    return Select(
-        "SELECT c.date, round(sum(c.cost), 2)::float8 AS cost, c.component, k.position "  # noqa: S608
-        "FROM component_costs c LEFT JOIN components k ON k.component = c.component"
-        f"{where} GROUP BY c.date, c.component, k.position",
-        params,
-        ("date", "cost", "component"),
-        "date, position NULLS LAST, component",
+    c = COMPONENT_COSTS.alias("c")
+    k = COMPONENTS.alias("k")
+    rows = (
+        sa.select(c.c.date, _rounded(sa.func.sum(c.c.cost), 2).label("cost"), c.c.component)
+        .add_columns(k.c.position)
+        .select_from(c.outerjoin(k, k.c.component == c.c.component))
+        .where(*_conditions(c, listing, {"hubs": "hub", "components": "component"}))
+        .group_by(c.c.date, c.c.component, k.c.position)
     )
+    order = (Key("date"), Key("position", nulls_last=True), Key("component"))
+    return Select(rows, ("date", "cost", "component"), order)
+
+
+USER_FILTERS = {"hubs": "hub", "components": "component", "users": "username"}
 
 
 def costs_per_user(listing: Listing) -> Select:
-    filters = {"hubs": "hub", "components": "component", "users": "username"}
-    where, params = _where(listing, {**filters, "usergroups": "usergroup"})
-    rows = f"SELECT date, hub, component, username, usergroup, cost FROM user_costs_by_group{where}"  # noqa: S608
+    v = USER_COSTS_BY_GROUP
+    conditions = _conditions(v, listing, {**USER_FILTERS, "usergroups": "usergroup"})
     if listing.limit is not None:
-        rows += (" AND " if where else " WHERE ") + f"username IN ({_top_users(listing)})"
-        params["limit"] = listing.limit
-    return Select(
-        'SELECT date, hub, component, username AS "user", round(cost, 4)::float8 AS value, '  # noqa: S608
-        f"usergroup FROM ({rows}) costs",
-        params,
-        ("date", "hub", "component", "user", "value", "usergroup"),
-        'date, hub, component, value DESC, "user", usergroup',
+        conditions.append(v.c.username.in_(_top_users(listing)))
+    costs = (
+        sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.usergroup, v.c.cost)
+        .where(*conditions)
+        .subquery("costs")
     )
+    rows = sa.select(
+        costs.c.date,
+        costs.c.hub,
+        costs.c.component,
+        costs.c.username.label("user"),
+        _rounded(costs.c.cost, 4).label("value"),
+        costs.c.usergroup,
+    )
+    order = (
+        *_keys("date", "hub", "component"),
+        Key("value", descending=True),
+        *_keys("user", "usergroup"),
+    )
+    return Select(rows, ("date", "hub", "component", "user", "value", "usergroup"), order)
 
 
-def _top_users(listing: Listing) -> str:
+def _top_users(listing: Listing) -> sa.Select:
     """The N users with the highest total cost over the rows the other filters keep.
 
     A user's (date, hub, component) counts once however many groups repeat it: without a
@@ -131,121 +236,144 @@ def _top_users(listing: Listing) -> str:
     the group index instead of joining every group row of the range back to user_costs
     (a year: 1.7 s -> 0.2 s). Ties go to the smaller username.
     """
-    filters = {"hubs": "hub", "components": "component", "users": "username"}
+    conditions = []
     if listing.usergroups is None:
-        where, _ = _where(listing, filters)
-        rows = f"user_costs{where}"
+        source = USER_COSTS
+        conditions = _conditions(source, listing, USER_FILTERS)
     else:
-        where, _ = _where(listing, {**filters, "usergroups": "usergroup"})
-        rows = (
-            "(SELECT DISTINCT date, hub, component, username, cost "  # noqa: S608
-            f"FROM user_costs_by_group{where}) keyed"
+        v = USER_COSTS_BY_GROUP
+        filters = {**USER_FILTERS, "usergroups": "usergroup"}
+        source = (
+            sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.cost)
+            .distinct()
+            .where(*_conditions(v, listing, filters))
+            .subquery("keyed")
         )
     return (
-        f"SELECT username FROM {rows} "  # noqa: S608
-        "GROUP BY username ORDER BY sum(cost) DESC, username LIMIT :limit"
+        sa.select(source.c.username)
+        .where(*conditions)
+        .group_by(source.c.username)
+        .order_by(sa.func.sum(source.c.cost).desc(), source.c.username)
+        .limit(sa.bindparam("limit", listing.limit, type_=sa.BigInteger))
     )
 
 
 def total_usage(listing: Listing) -> Select:
-    where, params = _where(listing, {"hubs": "hub", "components": "component", "users": "username"})
+    v = USER_SHARES
+    rows = sa.select(
+        v.c.date,
+        v.c.username.label("user"),
+        v.c.hub,
+        v.c.component,
+        sa.cast(v.c.share, FLOAT8).label("value"),
+    ).where(*_conditions(v, listing, USER_FILTERS))
     return Select(
-        'SELECT date, username AS "user", hub, component, share::float8 AS value '  # noqa: S608
-        f"FROM user_shares{where}",
-        params,
+        rows,
         ("date", "user", "hub", "component", "value"),
-        'date, component, hub, "user"',
+        _keys("date", "component", "hub", "user"),
     )
 
 
 def total_costs_per_group(listing: Listing) -> Select:
-    where, params = _where(listing, {})
-    return Select(
-        f"SELECT date, usergroup, round(cost, 2)::float8 AS cost FROM group_costs{where}",  # noqa: S608
-        params,
-        ("date", "usergroup", "cost"),
-        "date, usergroup",
+    v = GROUP_COSTS
+    rows = sa.select(v.c.date, v.c.usergroup, _rounded(v.c.cost, 2).label("cost")).where(
+        *_conditions(v, listing, {})
     )
+    return Select(rows, ("date", "usergroup", "cost"), _keys("date", "usergroup"))
 
 
 def user_groups(listing: Listing) -> Select:
     # A snapshot row applies from its date until the hub's next snapshot (valid_to NULL: still).
-    where, params = _where(
-        listing,
-        {"hubs": "hub", "users": "username", "usergroups": "usergroup"},
-        date=None,
+    v = MEMBERSHIPS
+    first, last = _days(listing)
+    filters = {"hubs": "hub", "users": "username", "usergroups": "usergroup"}
+    rows = (
+        sa.select(v.c.hub, v.c.username, v.c.username_escaped, v.c.usergroup)
+        .distinct()
+        .where(
+            *_conditions(v, listing, filters, dated=False),
+            v.c.valid_from <= last,
+            sa.or_(v.c.valid_to.is_(None), v.c.valid_to >= first),
+        )
     )
-    overlap = "valid_from <= :last AND (valid_to IS NULL OR valid_to >= :first)"
-    where = f"{where} AND {overlap}" if where else f" WHERE {overlap}"
-    params.update(first=listing.days.first, last=listing.days.last)
     return Select(
-        "SELECT DISTINCT hub, username, username_escaped, usergroup "  # noqa: S608
-        f"FROM user_group_memberships{where}",
-        params,
+        rows,
         ("hub", "username", "username_escaped", "usergroup"),
-        "hub, username, usergroup, username_escaped",
+        _keys("hub", "username", "usergroup", "username_escaped"),
     )
 
 
 def users_with_multiple_groups(listing: Listing) -> Select:
-    where, params = _where(listing, {"hubs": "hub", "users": "username"}, date=None)
-    return Select(
-        f"SELECT username, hub, usergroup FROM users_with_multiple_groups{where}",  # noqa: S608
-        params,
-        ("username", "hub", "usergroup"),
-        "hub, username, usergroup",
+    v = MULTIPLE_GROUPS
+    rows = sa.select(v.c.username, v.c.hub, v.c.usergroup).where(
+        *_conditions(v, listing, {"hubs": "hub", "users": "username"}, dated=False)
     )
+    return Select(rows, ("username", "hub", "usergroup"), _keys("hub", "username", "usergroup"))
 
 
 def users_with_no_groups(listing: Listing) -> Select:
-    where, params = _where(listing, {"hubs": "hub", "users": "username"}, date=None)
-    return Select(
-        f"SELECT username, hub FROM users_with_no_groups{where}",  # noqa: S608
-        params,
-        ("username", "hub"),
-        "hub, username",
+    v = NO_GROUPS
+    rows = sa.select(v.c.username, v.c.hub).where(
+        *_conditions(v, listing, {"hubs": "hub", "users": "username"}, dated=False)
     )
+    return Select(rows, ("username", "hub"), _keys("hub", "username"))
 
 
 def known_components(conn: Connection) -> set[str]:
-    return set(conn.execute(sa.text("SELECT component FROM components")).scalars())
+    return set(conn.execute(sa.select(COMPONENTS.c.component)).scalars())
+
+
+def _loaded_at() -> sa.ScalarSelect:
+    """The freshness time: the latest successful chunk of any source."""
+    return sa.select(sa.func.max(ETL_STATUS.c.last_success_at)).scalar_subquery()
 
 
 def data_loaded_at(conn: Connection) -> dt.datetime | None:
-    return conn.execute(sa.text(f"SELECT {LOADED_AT}")).scalar_one()  # noqa: S608
+    return conn.execute(sa.select(_loaded_at())).scalar_one()
 
 
 def etl_status(conn: Connection) -> list[sa.Row]:
-    return list(
-        conn.execute(
-            sa.text(
-                "SELECT source, schema_version, last_success_at, last_day_loaded, "
-                "rows_loaded_24h, requests_24h, failed_chunks_24h, last_failure_at, "
-                "running_chunks FROM etl_status ORDER BY source"
-            )
-        )
-    )
+    v = ETL_STATUS
+    columns = [column for column in v.c if column.name != "cluster"]
+    return list(conn.execute(sa.select(*columns).order_by(v.c.source)))
 
 
 def unmapped_services(conn: Connection) -> list[sa.Row]:
-    return list(conn.execute(sa.text("SELECT service, cost FROM unmapped_services")))
+    v = UNMAPPED_SERVICES
+    return list(conn.execute(sa.select(v.c.service, v.c.cost)))
+
+
+def json_statement(select: Select) -> sa.Select:
+    """One row: the rows as a JSON array built by PostgreSQL, and the freshness time."""
+    q = select.rows.subquery("q")
+    if select.scalar:
+        (column,) = select.columns
+        element = q.c[column]
+    else:
+        # A row of just the output columns: its JSON keeps their order and has no spaces.
+        row = sa.select(*(q.c[c] for c in select.columns)).correlate(q).subquery("r")
+        element = sa.select(row.table_valued()).scalar_subquery()
+    rows = sa.func.json_agg(element).aggregate_order_by(*(key.over(q) for key in select.order))
+    return sa.select(sa.func.coalesce(sa.cast(rows, sa.Text), "[]"), _loaded_at()).select_from(q)
 
 
 def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]:
     """The rows as one JSON array built by PostgreSQL, and the freshness time."""
-    if select.scalar:
-        (column,) = select.columns
-        element = f'q."{column}"'
-    else:
-        # A row of just the output columns: its JSON keeps their order and has no spaces.
-        columns = ", ".join(f'q."{c}"' for c in select.columns)
-        element = f"(SELECT r FROM (SELECT {columns}) r)"  # noqa: S608
-    statement = (
-        f"SELECT coalesce(json_agg({element} ORDER BY {_qualified(select.order)}), '[]')::text, "  # noqa: S608
-        f"{LOADED_AT} FROM ({select.sql}) q"
-    )
-    body, loaded_at = conn.execute(sa.text(statement), select.params).one()
+    body, loaded_at = conn.execute(json_statement(select)).one()
     return body, loaded_at
+
+
+def ordered_rows(select: Select) -> sa.Select:
+    """The output columns of the rows, in the endpoint's order."""
+    q = select.rows.subquery("q")
+    return (
+        sa.select(*(q.c[c] for c in select.columns))
+        .select_from(q)
+        .order_by(*(key.over(q) for key in select.order))
+    )
+
+
+COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
 
 
 def run_csv(conn: Connection, select: Select) -> str:
@@ -253,32 +381,15 @@ def run_csv(conn: Connection, select: Select) -> str:
 
     Building a 200,000-row CSV in Python took twice as long as fetching the rows; COPY's
     CSV is the same text (minimal quoting, shortest float8 digits, empty for NULL). COPY
-    takes no server-side parameters, so psycopg binds them client-side, quoting each value.
+    takes no server-side parameters: the statement is compiled for psycopg, which binds its
+    parameters client-side, quoting each value.
     """
-    statement = _PARAMETER.sub(r"%(\1)s", _ordered_rows(select))
+    compiled = ordered_rows(select).compile(dialect=PSYCOPG)
+    statement = COPY_CSV.format(psycopg.sql.SQL(str(compiled)))
     with conn.connection.driver_connection.cursor() as cursor:
-        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv, HEADER)"
-        with cursor.copy(copy_sql, select.params) as copy:
+        with cursor.copy(statement, compiled.params) as copy:
             return b"".join(copy).decode()
 
 
-# SQLAlchemy's `:name` placeholders (not `::type` casts), rewritten to psycopg's `%(name)s`.
-_PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
-
-
-def _ordered_rows(select: Select) -> str:
-    columns = ", ".join(f'q."{c}"' for c in select.columns)
-    return f"SELECT {columns} FROM ({select.sql}) q ORDER BY {_qualified(select.order)}"  # noqa: S608
-
-
 def run_rows(conn: Connection, select: Select) -> list[tuple]:
-    return [tuple(row) for row in conn.execute(sa.text(_ordered_rows(select)), select.params)]
-
-
-def _qualified(order: str) -> str:
-    """`date, value DESC` → `q.date, q.value DESC` (order items name output columns)."""
-    items = []
-    for item in order.split(","):
-        column, *rest = item.strip().split(" ", 1)
-        items.append(" ".join([f"q.{column}", *rest]))
-    return ", ".join(items)
+    return [tuple(row) for row in conn.execute(ordered_rows(select))]
