@@ -2,18 +2,24 @@
 
 `Settings.from_env()` parses and validates all variables up front; a value that does not
 parse raises `SettingsError` naming the variable, and the commands turn that into one line
-on stderr and a non-zero exit. Secrets are wrapped in `Secret` so that no repr, log line or
-error message can show them.
+on stderr and a non-zero exit. The clusters to load are the one the single-cluster variables
+describe, or those of the TOML file HUBCOST_CLUSTERS names (`core.clusters`, read and
+validated here too, with the same rule per key). Secrets are wrapped in `Secret` so that no
+repr, log line or error message can show them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from core.clusters import ClusterConfig
 
 AWS_CONFIGURED_BY = (
     "AWS_PROFILE",
@@ -102,6 +108,12 @@ class Settings:
     log_level: str
     log_format: str
     data_dir: Path
+    # Every cluster to load: the file's (HUBCOST_CLUSTERS), else the one the variables above
+    # describe (named CLUSTER_NAME, `default`, or `demo-cluster` for the demo). With the file,
+    # cluster_name and prometheus_* are unset and the other per-cluster fields are the
+    # environment's defaults of its clusters.
+    clusters: tuple[ClusterConfig, ...]
+    clusters_file: Path | None
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -118,47 +130,52 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
-        cluster_name = env.text("CLUSTER_NAME")
-        prometheus_url = env.text("PROMETHEUS_URL")
-        if cluster_name is None and any(env.text(name) for name in AWS_CONFIGURED_BY):
-            raise SettingsError(
-                "CLUSTER_NAME is not set but AWS is configured "
-                f"({', '.join(n for n in AWS_CONFIGURED_BY if env.text(n))}): set CLUSTER_NAME "
-                "to the EKS cluster whose costs to load"
-            )
-        real_source = cluster_name is not None or prometheus_url is not None
-        demo = env.boolean("DEMO", default=not real_source)
-        if demo and real_source:
-            raise SettingsError(
-                "DEMO=1 cannot be combined with a real source (CLUSTER_NAME or PROMETHEUS_URL)"
-            )
-        if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
-            raise SettingsError("PROMETHEUS_URL must start with http:// or https://")
-        if env.text("PROMETHEUS_TOKEN") and env.text("PROMETHEUS_PASSWORD"):
-            raise SettingsError(
-                "PROMETHEUS_TOKEN and PROMETHEUS_PASSWORD are both set: choose one way to authenticate"
-            )
-        if bool(env.text("PROMETHEUS_USERNAME")) != bool(env.text("PROMETHEUS_PASSWORD")):
-            raise SettingsError("PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD go together")
+        from core.clusters import cluster_from_env, clusters_from_file, inherited_environment
+
+        environ = os.environ if environ is None else environ
+        env = _Env(environ)
+        clusters_file = _clusters_file(env)
+        if clusters_file is None:
+            cluster_name = env.text("CLUSTER_NAME")
+            prometheus_url = env.text("PROMETHEUS_URL")
+            if cluster_name is None and any(env.text(name) for name in AWS_CONFIGURED_BY):
+                raise SettingsError(
+                    "CLUSTER_NAME is not set but AWS is configured "
+                    f"({', '.join(n for n in AWS_CONFIGURED_BY if env.text(n))}): set "
+                    "CLUSTER_NAME to the EKS cluster whose costs to load"
+                )
+            real_source = cluster_name is not None or prometheus_url is not None
+            demo = env.boolean("DEMO", default=not real_source)
+            if demo and real_source:
+                raise SettingsError(
+                    "DEMO=1 cannot be combined with a real source (CLUSTER_NAME or PROMETHEUS_URL)"
+                )
+            single = cluster_from_env(environ, demo=demo)
+            clusters = (single,)
+        else:
+            # The file names every cluster; the environment still gives what is not per
+            # cluster, and the defaults of INHERITED_FROM_ENV (the top-level fields below).
+            demo = False
+            single = cluster_from_env(inherited_environment(environ))
+            clusters = clusters_from_file(clusters_file, environ)
 
         settings = cls(
             database_url=_database_url(env.text("DATABASE_URL")),
-            cluster_name=cluster_name,
-            prometheus_url=prometheus_url.rstrip("/") if prometheus_url else None,
+            cluster_name=single.name if single.cost_explorer else None,
+            prometheus_url=single.prometheus_url,
             demo=demo,
-            prometheus_username=env.text("PROMETHEUS_USERNAME"),
-            prometheus_password=env.secret("PROMETHEUS_PASSWORD"),
-            prometheus_token=env.secret("PROMETHEUS_TOKEN"),
-            prometheus_verify_tls=env.boolean("PROMETHEUS_VERIFY_TLS", default=True),
-            prometheus_timeout_s=env.number("PROMETHEUS_TIMEOUT_S", default=30.0, minimum=0.1),
-            cost_metric=env.choice("COST_METRIC", COST_METRICS, default="UnblendedCost"),
-            cost_record_types=env.choices("COST_RECORD_TYPES", RECORD_TYPES, default=("Usage",)),
-            hub_tag_key=env.text("HUB_TAG_KEY") or "2i2c:hub-name",
-            node_purpose_tag_key=env.text("NODE_PURPOSE_TAG_KEY") or "2i2c:node-purpose",
-            volume_purpose_tag_key=env.text("VOLUME_PURPOSE_TAG_KEY") or "2i2c:volume-purpose",
-            lookback_days=env.integer("LOOKBACK_DAYS", default=3, minimum=1, maximum=366),
-            initial_days=env.integer("INITIAL_DAYS", default=30, minimum=1, maximum=3660),
+            prometheus_username=single.prometheus_username,
+            prometheus_password=single.prometheus_password,
+            prometheus_token=single.prometheus_token,
+            prometheus_verify_tls=single.prometheus_verify_tls,
+            prometheus_timeout_s=single.prometheus_timeout_s,
+            cost_metric=single.cost_metric,
+            cost_record_types=single.cost_record_types,
+            hub_tag_key=single.hub_tag_key,
+            node_purpose_tag_key=single.node_purpose_tag_key,
+            volume_purpose_tag_key=single.volume_purpose_tag_key,
+            lookback_days=single.lookback_days,
+            initial_days=single.initial_days,
             etl_cron=_cron(env.text("ETL_CRON") or "0 */6 * * *"),
             api_token=env.secret("API_TOKEN"),
             max_range_days=env.integer("MAX_RANGE_DAYS", default=1100, minimum=1, maximum=36600),
@@ -175,13 +192,43 @@ class Settings:
             ),
             log_format=env.choice("LOG_FORMAT", ("text", "json"), default="text"),
             data_dir=_data_dir(env.text("HUBCOST_DATA_DIR")),
+            clusters=clusters,
+            clusters_file=clusters_file,
         )
         return settings
 
 
+def _clusters_file(env: _Env) -> Path | None:
+    """HUBCOST_CLUSTERS, refused beside the variables that configure a single cluster."""
+    value = env.text("HUBCOST_CLUSTERS")
+    if value is None:
+        return None
+    for name in ("CLUSTER_NAME", "PROMETHEUS_URL"):
+        if env.text(name) is not None:
+            # The cluster's name, never the URL (it may hold credentials).
+            shown = f" ({env.text(name)!r})" if name == "CLUSTER_NAME" else ""
+            raise SettingsError(
+                f"HUBCOST_CLUSTERS ({value}) and {name}{shown} are both set: with "
+                f"HUBCOST_CLUSTERS every cluster is a [[cluster]] of that file; unset {name}"
+            )
+    if env.boolean("DEMO", default=False):
+        raise SettingsError(
+            f"HUBCOST_CLUSTERS ({value}) and DEMO=1 are both set: the demo is never combined "
+            "with real clusters; unset DEMO or HUBCOST_CLUSTERS"
+        )
+    return Path(value).expanduser()
+
+
 class _Env:
-    def __init__(self, environ: Mapping[str, str]):
+    """Typed reads of a mapping of upper-case names; errors call a name `label(name)`."""
+
+    def __init__(self, environ: Mapping[str, str], *, label: Callable[[str], str] | None = None):
         self._environ = environ
+        self._label = label
+
+    def name(self, name: str) -> str:
+        """How an error message calls `name` (its variable, or its key in a clusters file)."""
+        return name if self._label is None else self._label(name)
 
     def text(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
@@ -200,7 +247,7 @@ class _Env:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+        raise SettingsError(f"{self.name(name)} must be a boolean (1/0, true/false), got {value!r}")
 
     def integer(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
         value = self.text(name)
@@ -209,9 +256,11 @@ class _Env:
         try:
             parsed = int(value)
         except ValueError:
-            raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+            raise SettingsError(f"{self.name(name)} must be an integer, got {value!r}") from None
         if not minimum <= parsed <= maximum:
-            raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {parsed}")
+            raise SettingsError(
+                f"{self.name(name)} must be between {minimum} and {maximum}, got {parsed}"
+            )
         return parsed
 
     def number(self, name: str, *, default: float, minimum: float) -> float:
@@ -221,9 +270,9 @@ class _Env:
         try:
             parsed = float(value)
         except ValueError:
-            raise SettingsError(f"{name} must be a number, got {value!r}") from None
+            raise SettingsError(f"{self.name(name)} must be a number, got {value!r}") from None
         if not parsed >= minimum or parsed == float("inf"):
-            raise SettingsError(f"{name} must be a finite number of at least {minimum}")
+            raise SettingsError(f"{self.name(name)} must be a finite number of at least {minimum}")
         return parsed
 
     def choice(self, name, allowed, *, default, normalise=lambda v: v):
@@ -232,7 +281,9 @@ class _Env:
             return default
         value = normalise(value)
         if value not in allowed:
-            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+            raise SettingsError(
+                f"{self.name(name)} must be one of {', '.join(allowed)}, got {value!r}"
+            )
         return value
 
     def choices(self, name, allowed, *, default) -> tuple[str, ...]:
@@ -243,7 +294,7 @@ class _Env:
         unknown = [item for item in items if item not in allowed]
         if not items or unknown:
             raise SettingsError(
-                f"{name} must be a comma-separated list of {', '.join(allowed)}, got {value!r}"
+                f"{self.name(name)} must be a comma-separated list of {', '.join(allowed)}, got {value!r}"
             )
         return items
 

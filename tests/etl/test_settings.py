@@ -77,3 +77,102 @@ def test_secrets_never_show_in_repr():
     for secret in ("db-s3cret", "prom-s3cret", "api-s3cret"):
         assert secret not in text
     assert s.database_url.reveal().startswith("postgresql+psycopg://app:db-s3cret@db")
+
+
+# --- HUBCOST_CLUSTERS ------------------------------------------------------------------------
+
+CLUSTERS_TOML = """\
+[[cluster]]
+name = "openscapes"
+prometheus_url = "https://prometheus.openscapes.example"
+prometheus_token_env = "OPENSCAPES_TOKEN"
+aws_account_id = "123456789012"
+[[cluster]]
+name = "leap"
+cost_explorer = false
+prometheus_url = "http://prometheus.leap.example"
+"""
+
+
+@pytest.fixture
+def clusters_file(tmp_path):
+    path = tmp_path / "clusters.toml"
+    path.write_text(CLUSTERS_TOML)
+    return path
+
+
+def test_the_environment_configures_one_cluster_as_before():
+    from core.clusters import ClusterConfig
+
+    s = Settings.from_env({"CLUSTER_NAME": "c1", "PROMETHEUS_URL": "http://p/"})
+    assert s.clusters_file is None
+    assert s.clusters == (ClusterConfig(name="c1", cost_explorer=True, prometheus_url="http://p"),)
+    assert (s.cluster_name, s.prometheus_url) == ("c1", "http://p")
+    assert [c.name for c in Settings.from_env({"PROMETHEUS_URL": "http://p"}).clusters] == [
+        "default"
+    ]
+    demo = Settings.from_env({})
+    assert demo.demo and [(c.name, c.costs_enabled) for c in demo.clusters] == [
+        ("demo-cluster", False)
+    ]
+
+
+def test_a_clusters_file_configures_several(clusters_file):
+    s = Settings.from_env(
+        {
+            "HUBCOST_CLUSTERS": str(clusters_file),
+            "OPENSCAPES_TOKEN": "tok-s3cret",
+            # IRSA in the pod is the ambient credentials, not a missing CLUSTER_NAME.
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/irsa",
+            "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token",
+            "DEMO": "0",
+            "LOOKBACK_DAYS": "5",
+        }
+    )
+    assert s.clusters_file == clusters_file
+    assert [(c.name, c.costs_enabled, c.usage_enabled) for c in s.clusters] == [
+        ("openscapes", True, True),
+        ("leap", False, True),
+    ]
+    assert [c.lookback_days for c in s.clusters] == [5, 5]
+    # The single-cluster fields are off: only the clusters load.
+    assert (s.demo, s.cluster_name, s.prometheus_url, s.costs_enabled, s.usage_enabled) == (
+        False,
+        None,
+        None,
+        False,
+        False,
+    )
+    assert s.lookback_days == 5
+    assert "tok-s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("beside", "named"),
+    [
+        ({"CLUSTER_NAME": "leap"}, "CLUSTER_NAME ('leap')"),
+        ({"PROMETHEUS_URL": "https://u:url-s3cret@p"}, "PROMETHEUS_URL"),
+        ({"DEMO": "1"}, "DEMO=1"),
+    ],
+)
+def test_a_clusters_file_is_never_combined_with_a_single_cluster(clusters_file, beside, named):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"HUBCOST_CLUSTERS": str(clusters_file), **beside})
+    message = str(info.value)
+    assert message.startswith(f"HUBCOST_CLUSTERS ({clusters_file}) and {named} are both set")
+    assert "url-s3cret" not in message
+
+
+def test_a_bad_clusters_file_stops_the_command_in_one_line(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "clusters.toml"
+    path.write_text('[[cluster]]\nname = "leap"\nprometheus_password = "hunter2"\n')
+    monkeypatch.setenv("HUBCOST_CLUSTERS", str(path))
+    monkeypatch.delenv("CLUSTER_NAME", raising=False)
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    monkeypatch.delenv("DEMO", raising=False)
+    assert main(["etl"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hunter2" not in err
+    assert err.startswith(
+        f'hubcost: configuration error: {path}: cluster "leap": prometheus_password'
+    )
