@@ -4,6 +4,12 @@ catalogue's ready queries are run against.
 January 2026, hubs prod, staging and support. Prod has compute and home-storage usage by alice
 and bob; staging has compute usage by carol but none of its home storage is used (unattributed);
 support is untagged cost with no usage (unattributed compute). Alice is in two groups.
+
+By default that month is one cluster's, the single-cluster warehouse's `default`. With
+`clusters=CLUSTERS` it is loaded twice: `east` has exactly the month above and `west` a month
+of its own with the same hub and user names (and a hub `dev` more), other amounts, other
+shares and other groups, so any panel that adds two clusters' `staging` together, or joins
+one cluster's groups to the other's users, gives a different answer than each cluster alone.
 """
 
 from __future__ import annotations
@@ -22,8 +28,15 @@ HUBS = ("prod", "staging", "support")
 USERS = ("alice", "bob", "carol")
 GROUPS = ("chemistry", "multiple", "none", "physics")
 
+# The two-cluster warehouse: east is the month above, west its own month.
+CLUSTERS = ("east", "west")
+WEST = "west"
+WEST_HUBS = ("dev", "prod", "staging", "support")
+WEST_USERS = ("alice", "bob", "carol", "erin")
+WEST_GROUPS = ("biology", "chemistry", "multiple", "none", "physics")
 
-def load_sample(conn, *, now: dt.datetime) -> None:
+
+def _month() -> tuple[list, list, list]:
     costs = []
     for i, d in enumerate(DAYS):
         costs += [
@@ -40,7 +53,6 @@ def load_sample(conn, *, now: dt.datetime) -> None:
             (d, "attributable", "support", "Amazon Elastic Load Balancing", "1.25"),
             (d, "core", "support", "EC2 - Other", 3),
         ]
-    add_costs(conn, costs)
     usage = []
     for d in DAYS:
         usage += [
@@ -50,22 +62,71 @@ def load_sample(conn, *, now: dt.datetime) -> None:
             (d, "prod", "home storage", "bob", 6),
             (d, "staging", "compute", "carol", 12),
         ]
-    add_usage(conn, usage)
-    add_groups(
-        conn,
-        [
-            (DAYS[0], "prod", "alice", "multiple"),
-            (DAYS[0], "prod", "alice", "physics"),
-            (DAYS[0], "prod", "alice", "chemistry"),
-            (DAYS[0], "prod", "bob", "none"),
-            (DAYS[0], "staging", "carol", "physics"),
-        ],
-    )
+    groups = [
+        (DAYS[0], "prod", "alice", "multiple"),
+        (DAYS[0], "prod", "alice", "physics"),
+        (DAYS[0], "prod", "alice", "chemistry"),
+        (DAYS[0], "prod", "bob", "none"),
+        (DAYS[0], "staging", "carol", "physics"),
+    ]
+    return costs, usage, groups
+
+
+def _west_month() -> tuple[list, list, list]:
+    """West: the same hub and user names, its own amounts, shares and groups."""
+    costs = []
+    for i, d in enumerate(DAYS):
+        costs += [
+            (d, "account", None, "EC2 - Other", 90 + 2 * i),
+            (d, "attributable", "prod", "EC2 - Other", 11 + i),
+            (d, "attributable", "prod", "Amazon Elastic File System", 2),
+            (d, "home", "prod", "EC2 - Other", 3),
+            (d, "attributable", "staging", "EC2 - Other", 9),
+            (d, "attributable", "staging", "Amazon Elastic File System", 4),
+            (d, "home", "staging", "EC2 - Other", 1),
+            (d, "attributable", "support", "EC2 - Other", 7),
+            (d, "core", "support", "EC2 - Other", 2),
+            (d, "attributable", "dev", "EC2 - Other", "3.5"),
+        ]
+    usage = []
+    for d in DAYS:
+        usage += [
+            (d, "prod", "compute", "alice", 5),
+            (d, "prod", "compute", "bob", 15),
+            (d, "prod", "home storage", "alice", 1),
+            (d, "prod", "home storage", "bob", 1),
+            (d, "staging", "compute", "carol", 8),
+            (d, "staging", "compute", "alice", 2),
+            (d, "staging", "home storage", "carol", 3),
+            (d, "dev", "compute", "erin", 4),
+        ]
+    groups = [
+        # In east alice is in physics and bob in none; here bob is, alice is not.
+        (DAYS[0], "prod", "alice", "chemistry"),
+        (DAYS[0], "prod", "bob", "physics"),
+        (DAYS[0], "staging", "carol", "multiple"),
+        (DAYS[0], "staging", "carol", "biology"),
+        (DAYS[0], "staging", "carol", "physics"),
+        (DAYS[0], "staging", "alice", "none"),
+        (DAYS[0], "dev", "erin", "none"),
+    ]
+    return costs, usage, groups
+
+
+def load_sample(
+    conn, *, now: dt.datetime, clusters: tuple[str, ...] = (schema.DEFAULT_CLUSTER,)
+) -> None:
+    """Each cluster's month, and a successful run of each source for each cluster."""
+    for cluster in clusters:
+        costs, usage, groups = _west_month() if cluster == WEST else _month()
+        add_costs(conn, costs, cluster=cluster)
+        add_usage(conn, usage, cluster=cluster)
+        add_groups(conn, groups, cluster=cluster)
     conn.execute(
         sa.insert(schema.run_log),
         [
             {
-                "cluster": schema.DEFAULT_CLUSTER,
+                "cluster": cluster,
                 "source": source,
                 "first_day": dt.date.fromisoformat(DAYS[0]),
                 "last_day": dt.date.fromisoformat(DAYS[-1]),
@@ -75,6 +136,7 @@ def load_sample(conn, *, now: dt.datetime) -> None:
                 "rows": 36,
                 "requests": 4,
             }
+            for cluster in clusters
             for source in schema.SOURCES
         ],
     )
