@@ -1,11 +1,17 @@
 """Every Infinity (HTTP JSON) panel's URL, expanded as Grafana would, is a real endpoint of the
 API with parameters it declares, answers 200, and returns the columns the panel reads; the
-names its transformations use are names the data has."""
+names its transformations use are names the data has.
+
+Every URL but /health/ready's starts with the `prefix` variable: empty by default (the root
+paths, which these tests expand), `/clusters/NAME` to read one cluster of a warehouse that
+holds several.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 import jsonata
@@ -17,6 +23,7 @@ from core.settings import Settings
 from tests.conftest import READER_ROLE
 from tests.dashboards import grafana
 from tests.dashboards.sample_data import load_sample
+from tests.rows import CLUSTER
 
 DATASOURCE_TYPE = "yesoreyeram-infinity-datasource"
 SELECTIONS = {
@@ -24,6 +31,11 @@ SELECTIONS = {
     "one": {"hub": ["prod"], "component": ["compute"], "group": ["physics"]},
     "two": {"hub": ["prod", "staging"], "component": ["compute", "home storage"]},
 }
+PREFIX = "${prefix}"
+# Paths the API serves at the root only, for every cluster: never under the prefix.
+ROOT_ONLY = {"/health/ready"}
+# How the API names one cluster's copy of a root path: /clusters/{cluster}/<root path>.
+CLUSTER_ROUTE = re.compile(r"^/clusters/\{[^/{}]+\}(?P<root>/.+)$")
 
 
 @pytest.fixture
@@ -54,13 +66,23 @@ def declared_parameters(client: TestClient) -> dict[str, set[str]]:
     }
 
 
-def fetch(client: TestClient, url: str, declared: dict[str, set[str]], root_selector: str = ""):
-    """GET a dashboard URL (relative to the datasource's base URL) and apply its selector."""
+def fetch(
+    client: TestClient,
+    url: str,
+    declared: dict[str, set[str]],
+    root_selector: str = "",
+    route: str | None = None,
+):
+    """GET a dashboard URL (relative to the datasource's base URL) and apply its selector.
+
+    `route` is the OpenAPI path the URL's path instantiates, when it is not the path itself.
+    """
     assert url.startswith("/"), f"{url}: URLs are relative to the datasource's base URL"
     parts = urlsplit(url)
-    assert parts.path in declared, f"{parts.path} is not an endpoint of the API"
+    route = route or parts.path
+    assert route in declared, f"{parts.path} is not an endpoint of the API"
     for name, _ in parse_qsl(parts.query, keep_blank_values=True):
-        assert name in declared[parts.path], f"{parts.path} declares no parameter {name}"
+        assert name in declared[route], f"{route} declares no parameter {name}"
     response = client.get(url)
     assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
     body = response.json()
@@ -70,19 +92,27 @@ def fetch(client: TestClient, url: str, declared: dict[str, set[str]], root_sele
 
 
 def variable_values(client, dashboard, declared) -> dict[str, list[str]]:
-    """Each variable's options as Grafana would list them; "All" is selected by default."""
+    """Each variable's options as Grafana would list them; "All" is selected by default.
+
+    In the dashboard's order: a variable's URL sees the values of those before it (`prefix`).
+    """
     definitions = grafana.variables(dashboard)
     values: dict[str, list[str]] = {}
     for name, definition in definitions.items():
         if definition["type"] == "query":
             query = definition["query"]["infinityQuery"]
             assert definition["datasource"]["type"] == DATASOURCE_TYPE
-            url = grafana.expand_url(query["url"], {}, definitions)
+            url = grafana.expand_url(query["url"], values, definitions)
             options = fetch(client, url, declared, query.get("root_selector", ""))
             assert isinstance(options, list) and options, f"variable {name} has no options"
             assert all(isinstance(o, str) for o in options), f"variable {name}: not strings"
         elif definition["type"] == "custom":
             options = definition["query"].split(",")
+        elif definition["type"] == "textbox":
+            # What the box holds until someone types: its query, the default.
+            assert definition["current"]["value"] == definition["query"], name
+            values[name] = [definition["query"]]
+            continue
         else:
             continue
         if definition.get("includeAll"):
@@ -98,15 +128,15 @@ def test_variables_list_what_the_api_serves(api):
     declared = declared_parameters(api)
     dashboard = grafana.load(grafana.DASHBOARDS / "infinity" / "users-and-groups.json")
     definitions = grafana.variables(dashboard)
-    variable_values(api, dashboard, declared)
+    values = variable_values(api, dashboard, declared)
     hub_query = definitions["hub"]["query"]["infinityQuery"]
-    assert fetch(api, grafana.expand_url(hub_query["url"], {}, definitions), declared) == [
+    assert fetch(api, grafana.expand_url(hub_query["url"], values, definitions), declared) == [
         "prod",
         "staging",
         "support",
     ]
     group_query = definitions["group"]["query"]["infinityQuery"]
-    url = grafana.expand_url(group_query["url"], {}, definitions)
+    url = grafana.expand_url(group_query["url"], values, definitions)
     assert fetch(api, url, declared, group_query["root_selector"]) == [
         "chemistry",
         "multiple",
@@ -200,3 +230,63 @@ def test_top_users_url_limits_to_n_users(api):
     panel = next(p for p in grafana.panels(dashboard) if p["title"] == "Top $top_n users")
     rows = fetch(api, grafana.expand_url(panel["targets"][0]["url"], values, definitions), declared)
     assert {row["user"] for row in rows} == {"alice"}
+
+
+def _urls(dashboard: dict):
+    """(where, URL, root selector) of every query variable and every target."""
+    for name, definition in grafana.variables(dashboard).items():
+        if definition["type"] == "query":
+            query = definition["query"]["infinityQuery"]
+            yield f"${name}", query["url"], query.get("root_selector", "")
+    for panel in grafana.panels(dashboard):
+        for target in panel.get("targets", []):
+            yield panel["title"], target["url"], target.get("root_selector", "")
+
+
+@pytest.mark.parametrize("path", grafana.INFINITY_DASHBOARDS, ids=lambda p: p.stem)
+def test_every_url_starts_with_the_prefix_variable_empty_by_default(path):
+    dashboard = grafana.load(path)
+    prefix = grafana.variables(dashboard)["prefix"]
+    assert prefix["type"] == "textbox"
+    assert prefix["query"] == prefix["current"]["value"] == "", "root paths by default"
+    assert "/clusters/NAME" in prefix["description"], "the description says what to type"
+    urls = list(_urls(dashboard))
+    assert urls
+    for where, url, _ in urls:
+        if urlsplit(url).path in ROOT_ONLY:
+            continue
+        assert url.startswith(PREFIX + "/"), (
+            f"{path.name} / {where}: {url} is not under ${{prefix}}"
+        )
+        assert url.count("$prefix") + url.count("${prefix") == 1, f"{path.name} / {where}: {url}"
+
+
+def test_a_cluster_prefix_reaches_that_clusters_paths(api):
+    """With the prefix set to /clusters/default (the sample's cluster), every URL but the
+    root-only ones is its root URL under that prefix. Where the OpenAPI document declares
+    /clusters/{cluster}/... paths, each such URL must be one, with parameters it declares, and
+    answer what its root URL answers, since the warehouse holds that cluster alone."""
+    declared = declared_parameters(api)
+    cluster_routes = {
+        match["root"]: path for path in declared if (match := CLUSTER_ROUTE.match(path))
+    }
+    prefix = f"/clusters/{CLUSTER}"
+    for path in grafana.INFINITY_DASHBOARDS:
+        dashboard = grafana.load(path)
+        definitions = grafana.variables(dashboard)
+        values = variable_values(api, dashboard, declared)
+        for where, url, root_selector in _urls(dashboard):
+            at_root = grafana.expand_url(url, values, definitions)
+            expanded = grafana.expand_url(url, values | {"prefix": [prefix]}, definitions)
+            root = urlsplit(at_root).path
+            if root in ROOT_ONLY:
+                assert expanded == at_root, f"{path.name} / {where}: {root} is root-only"
+                continue
+            assert expanded == prefix + at_root, f"{path.name} / {where}"
+            if not cluster_routes:
+                continue  # an API without cluster paths: the root ones are checked above
+            assert root in cluster_routes, f"{path.name} / {where}: no /clusters/{{cluster}}{root}"
+            body = fetch(api, expanded, declared, root_selector, route=cluster_routes[root])
+            assert body == fetch(api, at_root, declared, root_selector), (
+                f"{path.name} / {where}: {expanded} answers otherwise than {at_root}"
+            )
