@@ -10,15 +10,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from core.database import create_engine
-from core.schema import DEFAULT_CLUSTER, DEMO_CLUSTER
 from core.settings import Settings
-
-
-def single_cluster_name(settings: Settings) -> str:
-    """The cluster a single-cluster deployment loads: CLUSTER_NAME, the demo's, or `default`."""
-    if settings.demo:
-        return DEMO_CLUSTER
-    return settings.cluster_name or DEFAULT_CLUSTER
 
 
 def database_url(settings: Settings) -> str:

@@ -102,7 +102,8 @@ def cmd_migrate(settings: Settings, args) -> int:
         revision = migrate.upgrade(
             engine,
             api_db_role=settings.api_db_role,
-            cluster_name=bootstrap.single_cluster_name(settings),
+            # Rows from before clusters existed belong to the first configured one.
+            cluster_name=settings.clusters[0].name,
         )
     finally:
         engine.dispose()

@@ -26,9 +26,7 @@ def _by_hand_settings():
 
     settings = Settings.from_env()
     config.attributes.setdefault("api_db_role", settings.api_db_role)
-    from core.bootstrap import single_cluster_name
-
-    config.attributes.setdefault("cluster_name", single_cluster_name(settings))
+    config.attributes.setdefault("cluster_name", settings.clusters[0].name)
     return settings
 
 

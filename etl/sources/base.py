@@ -77,7 +77,8 @@ _FACTORIES: dict[str, SourceFactory] = {}
 
 
 def register(name: str) -> Callable[[SourceFactory], SourceFactory]:
-    """Register `factory(settings) -> Source | None` (None: that source is not configured)."""
+    """Register `factory(cluster) -> Source | None` for a `core.clusters.ClusterConfig`
+    (None: that cluster does not configure this source)."""
 
     def decorate(factory: SourceFactory) -> SourceFactory:
         _FACTORIES[name] = factory

@@ -1,4 +1,4 @@
-"""The sources the settings configure: every registered source whose factory says it is on.
+"""The sources the settings configure: for each cluster, every registered source it turns on.
 
 The built-in sources register when their modules are imported here; with DEMO on, the demo's
 clients stand behind the same sources instead.
@@ -20,12 +20,13 @@ def source_names() -> tuple[str, ...]:
 
 
 def configured_sources(settings) -> Sources:
+    """Every cluster's sources, cluster by cluster in the settings' order."""
     if settings.demo:
         from etl.sources import demo
 
         return demo.demo_sources()
     _import_built_in()
-    made = (factory(settings) for factory in registered().values())
+    made = (factory(cluster) for cluster in settings.clusters for factory in registered().values())
     return Sources(tuple(source for source in made if source is not None))
 
 

@@ -29,10 +29,16 @@ class CostsSource:
     cluster: str
     fetch_rows: FetchCosts
     name: str = "costs"
+    # The cluster's own LOOKBACK_DAYS / INITIAL_DAYS; None: the run's.
+    lookback_days: int | None = None
+    initial_days: int | None = None
 
     def window(self, today, *, last_loaded, lookback_days, initial_days):
         return costs_window(
-            today, last_loaded=last_loaded, lookback_days=lookback_days, initial_days=initial_days
+            today,
+            last_loaded=last_loaded,
+            lookback_days=self.lookback_days or lookback_days,
+            initial_days=self.initial_days or initial_days,
         )
 
     def chunks(self, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
@@ -52,18 +58,20 @@ class CostsSource:
 
 
 @register("costs")
-def cost_explorer_source(settings) -> CostsSource | None:
-    if not settings.costs_enabled:
+def cost_explorer_source(cluster) -> CostsSource | None:
+    if not cluster.costs_enabled:
         return None
     from etl.sources import cost_explorer
 
-    client = cost_explorer.make_client()
-    query = cost_explorer.CostQuery.from_settings(settings)
+    client = cost_explorer.make_client(cluster)
+    query = cost_explorer.CostQuery.from_cluster(cluster)
     return CostsSource(
-        query.cluster_name,
+        cluster.name,
         lambda first, last, requests: cost_explorer.fetch_costs(
             client, query, first=first, last=last, counter=requests
         ),
+        lookback_days=cluster.lookback_days,
+        initial_days=cluster.initial_days,
     )
 
 

@@ -62,7 +62,8 @@ class UsageDay:
 
 
 def make_client(settings, *, retries: int = RETRIES, backoff_factor: float = BACKOFF_FACTOR_S):
-    """The PrometheusConnect for PROMETHEUS_URL with auth, TLS, timeout and retries."""
+    """The PrometheusConnect of a cluster (its prometheus_* settings) with auth, TLS, timeout
+    and retries."""
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 

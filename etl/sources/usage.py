@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from core.bootstrap import single_cluster_name
 from etl.load import save_groups, save_usage
 from etl.sources.base import RequestCounter, register
 from etl.sources.prometheus import UsageDay
@@ -28,9 +27,12 @@ class UsageSource:
     cluster: str
     fetch_day: FetchUsage
     name: str = "usage"
+    initial_days: int | None = None  # the cluster's own INITIAL_DAYS; None: the run's
 
     def window(self, today, *, last_loaded, lookback_days, initial_days):
-        return usage_window(today, last_loaded=last_loaded, initial_days=initial_days)
+        return usage_window(
+            today, last_loaded=last_loaded, initial_days=self.initial_days or initial_days
+        )
 
     def chunks(self, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
         return usage_chunks(first, last, today)
@@ -49,17 +51,18 @@ class UsageSource:
 
 
 @register("usage")
-def prometheus_source(settings) -> UsageSource | None:
-    if not settings.usage_enabled:
+def prometheus_source(cluster) -> UsageSource | None:
+    if not cluster.usage_enabled:
         return None
     from etl.sources import prometheus
 
-    client = prometheus.make_client(settings)
+    client = prometheus.make_client(cluster)
     return UsageSource(
-        single_cluster_name(settings),
+        cluster.name,
         lambda day, now, earlier: prometheus.fetch_usage_day(
             client, day, now=now, earlier_usernames=earlier
         ),
+        initial_days=cluster.initial_days,
     )
 
 
