@@ -144,6 +144,7 @@ PUBLIC_VIEWS = (
     "users_with_multiple_groups",
     "users_with_no_groups",
     "unmapped_services",
+    "clusters",
 )
 STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)
