@@ -43,6 +43,7 @@ class ApiState:
     head_revision: str
     metrics: ApiMetrics
     engine: Engine | None = field(default=None)
+    clusters_view: bool = field(default=False)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()
@@ -50,12 +51,30 @@ class ApiState:
     def connect(self):
         return self.engine.connect()
 
-    def freshness_headers(self) -> dict[str, str]:
-        """The freshness header for answers that need the database for nothing else (the
-        index, a 422); absent when the database cannot tell."""
+    def known_clusters(self, conn) -> list[str]:
+        """The clusters of the `clusters` view; none on a schema older than the view (0007).
+
+        The API serves only a schema at head (/health/ready), but an older one reads as the
+        single cluster it holds, as before; once the view is seen it is not looked for again.
+        """
+        if not self.clusters_view:
+            if not queries.has_clusters_view(conn):
+                return []
+            self.clusters_view = True
+        return queries.known_clusters(conn)
+
+    def freshness_headers(self, cluster: str | None = None) -> dict[str, str]:
+        """The freshness header for answers that need the database for nothing else (a 422),
+        of one cluster's sources under /clusters/{cluster}; absent when the database cannot
+        tell (or the cluster is unknown)."""
         try:
             with self.connect() as conn:
-                return endpoints.freshness(queries.data_loaded_at(conn))
+                scope = None
+                if cluster is not None:
+                    if cluster not in self.known_clusters(conn):
+                        return {}
+                    scope = [cluster]
+                return endpoints.freshness(queries.data_loaded_at(conn, scope))
         except sqlalchemy.exc.SQLAlchemyError:
             return {}
 
@@ -92,6 +111,10 @@ def create_app(
         Route("/health/ready", endpoints.ready, methods=["GET"]),
         *(
             Route(spec.path, endpoints.list_endpoint(spec), methods=["GET"])
+            for spec in endpoints.ROUTED_ENDPOINTS
+        ),
+        *(
+            Route(spec.cluster_path, endpoints.list_endpoint(spec, scoped=True), methods=["GET"])
             for spec in endpoints.LIST_ENDPOINTS
         ),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -1,11 +1,15 @@
 """The endpoints: parameters → query → rows → JSON or CSV.
 
 `LIST_ENDPOINTS` declares each list endpoint once (path, parameters, query, row); the routes
-and the OpenAPI document are both built from it, so they cannot disagree.
+and the OpenAPI document are both built from it, so they cannot disagree. Each one is served
+twice (docs/api.md §9): at its path, for every cluster (with a `cluster` filter, and a `cluster`
+key on each row when there are several), and under `/clusters/{cluster}`, as the
+single-cluster contract scoped to that cluster. `CLUSTER_NAMES` lists the clusters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -16,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import queries
-from api.errors import DatabaseUnavailable, is_unavailable
+from api.errors import ApiError, DatabaseUnavailable, is_unavailable
 from api.params import Listing, Reader
 
 FRESHNESS_HEADER = "X-Data-Loaded-At"
+CLUSTER_PREFIX = "/clusters/{cluster}"
 log = logging.getLogger("hubcost.api")
 
 
@@ -37,6 +42,19 @@ class ListEndpoint:
     filters: dict[str, str] = field(default_factory=dict)
     limit: bool = False
     order: str = ""
+    # Reads per-cluster data: takes the `cluster` filter and is served under CLUSTER_PREFIX.
+    clustered: bool = True
+
+    @property
+    def cluster_path(self) -> str:
+        return CLUSTER_PREFIX + self.path
+
+
+class UnknownCluster(ApiError):
+    status_code = 404
+
+    def __init__(self, name: str):
+        super().__init__(f"unknown cluster {name!r}: /cluster-names lists the clusters")
 
 
 LIST_ENDPOINTS = (
@@ -164,9 +182,25 @@ LIST_ENDPOINTS = (
         order="hub, username",
     ),
 )
+# Not part of the single-cluster contract: served at its path only.
+CLUSTER_NAMES = ListEndpoint(
+    "/cluster-names",
+    "Cluster names",
+    "Every cluster the warehouse holds data of (or whose first load is awaited), by name.",
+    lambda listing: queries.cluster_names(),
+    "ClusterName",
+    ("cluster",),
+    scalar=True,
+    dates=False,
+    order="name",
+    clustered=False,
+)
+ROUTED_ENDPOINTS = (*LIST_ENDPOINTS, CLUSTER_NAMES)
 
 
-def list_endpoint(spec: ListEndpoint):
+def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
+    """The endpoint at `spec.path` (every cluster) or, `scoped`, at `spec.cluster_path`."""
+
     def endpoint(request: Request) -> Response:
         state = request.app.state.hubcost
         reader = Reader(request.query_params)
@@ -177,9 +211,10 @@ def list_endpoint(spec: ListEndpoint):
             fields[name] = reader.names(param)
         if spec.limit:
             fields["limit"] = reader.limit()
+        wanted_clusters = reader.names("cluster") if spec.clustered and not scoped else None
         response_format = reader.response_format(request.headers.get("accept", ""))
         wanted_components = fields.get("components")
-        if wanted_components is None:
+        if wanted_components is None and wanted_clusters is None:
             # Nothing to check against the database: a bad request never needs a connection.
             reader.done()
         with state.connect() as conn:
@@ -187,16 +222,27 @@ def list_endpoint(spec: ListEndpoint):
                 fields["components"] = reader.check_components(
                     wanted_components, queries.known_components(conn)
                 )
+            known = state.known_clusters(conn) if spec.clustered else []
+            if wanted_clusters is not None:
+                fields["clusters"] = reader.check_clusters(wanted_clusters, known)
             reader.done()
-            select = spec.build(Listing(**fields))
+            scope = None
+            if scoped:
+                cluster = request.path_params["cluster"]
+                if cluster not in known:
+                    raise UnknownCluster(cluster)
+                fields["clusters"] = scope = [cluster]
+            else:
+                fields["by_cluster"] = len(known) > 1
+            select = dataclasses.replace(spec.build(Listing(**fields)), scope=scope)
             if response_format == "csv":
                 body = queries.run_csv(conn, select)
-                loaded_at = queries.data_loaded_at(conn)
+                loaded_at = queries.data_loaded_at(conn, select.scope)
                 return Response(body, media_type="text/csv", headers=freshness(loaded_at))
             body, loaded_at = queries.run_json(conn, select)
         return Response(body, media_type="application/json", headers=freshness(loaded_at))
 
-    endpoint.__name__ = spec.row_name
+    endpoint.__name__ = ("Cluster" if scoped else "") + spec.row_name
     return endpoint
 
 
@@ -211,19 +257,30 @@ def iso_utc(moment: dt.datetime) -> str:
 
 
 def index(request: Request) -> Response:
-    settings = request.app.state.hubcost.settings
-    return JSONResponse(
-        {
-            "message": "hubcost: what each JupyterHub hub, component, group and user cost",
-            # The demo source must never pass for a real cluster's numbers.
-            "data_source": "demo (synthetic data)" if settings.demo else "cost explorer/prometheus",
-            "openapi": "/openapi.json",
-            "health": "/health/ready",
-            "metrics": "/metrics",
-            "endpoints": [spec.path for spec in LIST_ENDPOINTS],
-        },
-        headers=request.app.state.hubcost.freshness_headers(),
-    )
+    state = request.app.state.hubcost
+    body = {
+        "message": "hubcost: what each JupyterHub hub, component, group and user cost",
+        # The demo source must never pass for a real cluster's numbers.
+        "data_source": "demo (synthetic data)"
+        if state.settings.demo
+        else "cost explorer/prometheus",
+        "openapi": "/openapi.json",
+        "health": "/health/ready",
+        "metrics": "/metrics",
+        "endpoints": [spec.path for spec in ROUTED_ENDPOINTS],
+    }
+    headers: dict[str, str] = {}
+    clusters: list[str] = []
+    try:
+        with state.connect() as conn:
+            headers = freshness(queries.data_loaded_at(conn))
+            clusters = state.known_clusters(conn)
+    except sqlalchemy.exc.SQLAlchemyError:
+        pass  # the index answers without the database; /health/ready says what is wrong
+    if len(clusters) > 1:
+        body["clusters"] = clusters
+        body["cluster_endpoints"] = [spec.cluster_path for spec in LIST_ENDPOINTS]
+    return JSONResponse(body, headers=headers)
 
 
 def ready(request: Request) -> Response:
@@ -248,24 +305,27 @@ def ready(request: Request) -> Response:
         )
     successes = [row.last_success_at for row in statuses if row.last_success_at is not None]
     loaded_at = max(successes, default=None)
+    # With several clusters, each source's status is per cluster: `<cluster>/<source>`.
+    several = len({row.cluster for row in statuses}) > 1
+    sources = {}
+    for row in statuses:
+        status = {
+            "last_success_at": iso_utc(row.last_success_at) if row.last_success_at else None,
+            "last_day_loaded": row.last_day_loaded.isoformat() if row.last_day_loaded else None,
+            "failed_chunks_24h": row.failed_chunks_24h,
+            "running_chunks": row.running_chunks,
+        }
+        if several:
+            status["cluster"] = row.cluster
+            sources[f"{row.cluster}/{row.source}"] = status
+        else:
+            sources[row.source] = status
     return JSONResponse(
         {
             "status": "ready",
             "schema_version": state.head_revision,
             "data_loaded_at": iso_utc(loaded_at) if loaded_at else None,
-            "sources": {
-                row.source: {
-                    "last_success_at": iso_utc(row.last_success_at)
-                    if row.last_success_at
-                    else None,
-                    "last_day_loaded": row.last_day_loaded.isoformat()
-                    if row.last_day_loaded
-                    else None,
-                    "failed_chunks_24h": row.failed_chunks_24h,
-                    "running_chunks": row.running_chunks,
-                }
-                for row in statuses
-            },
+            "sources": sources,
         },
         headers=freshness(loaded_at),
     )

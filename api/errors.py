@@ -67,7 +67,8 @@ def api_error(request: Request, exc: ApiError) -> Response:
     if isinstance(exc, InvalidParameters):
         # A 422 is a JSON answer from an endpoint: it tells how fresh the data is too.
         state = getattr(request.app.state, "hubcost", None)
-        headers = state.freshness_headers() if state is not None else None
+        cluster = request.path_params.get("cluster")
+        headers = state.freshness_headers(cluster) if state is not None else None
         return error_response(422, [p.as_json() for p in exc.problems], headers)
     return error_response(exc.status_code, exc.detail, exc.headers)
 

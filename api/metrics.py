@@ -1,7 +1,8 @@
 """`/metrics`: request counts and latencies per endpoint, and per source the ETL figures.
 
 Each app has its own registry (so tests start from zero). The ETL figures come from the status
-view at scrape time, through the API's read-only role like everything else it serves.
+view at scrape time, through the API's read-only role like everything else it serves; each
+series of a source carries its `cluster` (empty before any cluster is known).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from api import queries
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SOURCE_LABELS = ("source", "cluster")
 
 
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._status_labels: set[tuple[str, ...]] = set()
         r = self.registry
         self.requests = Counter(
             "hubcost_api_requests",
@@ -46,37 +49,37 @@ class ApiMetrics:
         self.last_success = Gauge(
             "hubcost_etl_last_success_timestamp_seconds",
             "Unix time of the source's last successful chunk (absent before the first load).",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
         self.last_day_loaded = Gauge(
             "hubcost_etl_last_day_loaded_timestamp_seconds",
             "Unix time of the start of the last day the source loaded.",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
         self.rows_loaded = Gauge(
             "hubcost_etl_rows_loaded_24h",
             "Rows loaded by the source's successful chunks over the last 24 hours.",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
         self.source_requests = Gauge(
             "hubcost_etl_requests_24h",
             "Requests made to the source (Cost Explorer pages are billed) over the last 24 hours.",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
         self.failed_chunks = Gauge(
             "hubcost_etl_failed_chunks_24h",
             "The source's chunks that failed over the last 24 hours.",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
         self.running_chunks = Gauge(
             "hubcost_etl_running_chunks",
             "The source's chunks marked running (in flight, or left by a killed process).",
-            ["source"],
+            SOURCE_LABELS,
             registry=r,
         )
 
@@ -84,7 +87,7 @@ class ApiMetrics:
             "hubcost_etl_unmapped_service_cost_usd",
             "Attributable cost of a Cost Explorer service the component map does not know "
             "(counted as 'other'); extend service_component to map it.",
-            ["service"],
+            ["service", "cluster"],
             registry=r,
         )
 
@@ -94,34 +97,56 @@ class ApiMetrics:
 
     def set_status(self, rows) -> None:
         self.database_up.set(1)
+        seen = set()
         for row in rows:
-            source = row.source
-            self._set_optional(self.last_success, source, row.last_success_at)
+            labels = (row.source, row.cluster or "")
+            seen.add(labels)
+            self._set_time(self.last_success, labels, row.last_success_at)
             day = row.last_day_loaded
-            self._set_optional(
+            self._set_time(
                 self.last_day_loaded,
-                source,
+                labels,
                 None if day is None else dt.datetime.combine(day, dt.time(), dt.UTC),
             )
-            self.rows_loaded.labels(source).set(row.rows_loaded_24h)
-            self.source_requests.labels(source).set(row.requests_24h)
-            self.failed_chunks.labels(source).set(row.failed_chunks_24h)
-            self.running_chunks.labels(source).set(row.running_chunks)
+            self.rows_loaded.labels(*labels).set(row.rows_loaded_24h)
+            self.source_requests.labels(*labels).set(row.requests_24h)
+            self.failed_chunks.labels(*labels).set(row.failed_chunks_24h)
+            self.running_chunks.labels(*labels).set(row.running_chunks)
+        # A (source, cluster) the status view no longer has (the cluster-less rows once a
+        # cluster is known) loses its series.
+        for labels in self._status_labels - seen:
+            for gauge in self._status_gauges():
+                self._remove(gauge, labels)
+        self._status_labels = seen
+
+    def _status_gauges(self) -> tuple[Gauge, ...]:
+        return (
+            self.last_success,
+            self.last_day_loaded,
+            self.rows_loaded,
+            self.source_requests,
+            self.failed_chunks,
+            self.running_chunks,
+        )
+
+    @classmethod
+    def _set_time(cls, gauge: Gauge, labels: tuple[str, ...], moment) -> None:
+        if moment is None:
+            cls._remove(gauge, labels)
+        else:
+            gauge.labels(*labels).set(moment.timestamp())
+
+    @staticmethod
+    def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
+        try:
+            gauge.remove(*labels)
+        except KeyError:
+            pass
 
     def set_unmapped_services(self, rows) -> None:
         self.unmapped_service_cost.clear()
         for row in rows:
-            self.unmapped_service_cost.labels(row.service).set(float(row.cost))
-
-    @staticmethod
-    def _set_optional(gauge: Gauge, source: str, value) -> None:
-        if value is None:
-            try:
-                gauge.remove(source)
-            except KeyError:
-                pass
-            return
-        gauge.labels(source).set(value.timestamp())
+            self.unmapped_service_cost.labels(row.service, row.cluster).set(float(row.cost))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

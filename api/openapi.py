@@ -1,12 +1,14 @@
 """The OpenAPI 3 document, built from the same endpoint table as the routes.
 
 Parameters carry real types (dates, integers, arrays of names) so that generated tests send
-realistic values; every row has its schema under components/schemas.
+realistic values; every row has its schema under components/schemas. Each endpoint of
+per-cluster data is documented twice (docs/api.md §9): at its path, where rows may carry a last
+key `cluster`, and under /clusters/{cluster}, the single-cluster contract.
 """
 
 from __future__ import annotations
 
-from api.endpoints import LIST_ENDPOINTS, ListEndpoint
+from api.endpoints import LIST_ENDPOINTS, ROUTED_ENDPOINTS, ListEndpoint
 
 DAY = {
     "anyOf": [
@@ -24,6 +26,23 @@ FILTER_DESCRIPTION = (
     "Any of these names (exact match). Repeat the parameter or use Grafana's `{a,b}`; absent, "
     "empty or `all` means no filter."
 )
+CLUSTER_FILTER_DESCRIPTION = (
+    "Only these clusters (names from /cluster-names). Repeat the parameter or use Grafana's "
+    "`{a,b}`; absent, empty or `all` means every cluster. An unknown name is a 422."
+)
+CLUSTER_KEY = {
+    "type": "string",
+    "description": "The row's cluster: present, as the last key, only at the paths without "
+    "/clusters/{cluster} when the warehouse holds several clusters.",
+}
+CLUSTER_PATH_PARAMETER = {
+    "name": "cluster",
+    "in": "path",
+    "required": True,
+    "description": "A cluster listed by /cluster-names; the answer is that cluster's alone, "
+    "exactly as a single-cluster warehouse answers it.",
+    "schema": {"type": "string"},
+}
 COLUMN_SCHEMAS = {
     "date": {"type": "string", "format": "date"},
     "cost": {"type": "number", "description": "USD, rounded half up to 2 decimals"},
@@ -86,16 +105,19 @@ def _row_schema(spec: ListEndpoint) -> dict:
             properties[column] = VALUE_SCHEMAS[spec.row_name]
         else:
             properties[column] = COLUMN_SCHEMAS.get(column, {"type": "string"})
-    return {
+    schema = {
         "type": "object",
         "required": list(spec.columns),
         "additionalProperties": False,
         "properties": properties,
     }
+    if spec.clustered:
+        schema["patternProperties"] = {"^cluster$": CLUSTER_KEY}
+    return schema
 
 
-def _parameters(spec: ListEndpoint) -> list[dict]:
-    parameters = []
+def _parameters(spec: ListEndpoint, *, scoped: bool) -> list[dict]:
+    parameters = [CLUSTER_PATH_PARAMETER] if scoped else []
     if spec.dates:
         for name in ("from", "to"):
             parameters.append(
@@ -119,6 +141,18 @@ def _parameters(spec: ListEndpoint) -> list[dict]:
                 "schema": {"type": "array", "items": {"type": "string"}},
             }
         )
+    if spec.clustered and not scoped:
+        parameters.append(
+            {
+                "name": "cluster",
+                "in": "query",
+                "required": False,
+                "description": CLUSTER_FILTER_DESCRIPTION,
+                "style": "form",
+                "explode": True,
+                "schema": {"type": "array", "items": {"type": "string"}},
+            }
+        )
     if spec.limit:
         parameters.append(
             {
@@ -126,7 +160,8 @@ def _parameters(spec: ListEndpoint) -> list[dict]:
                 "in": "query",
                 "required": False,
                 "description": "Keep the N users with the highest total cost over the filtered "
-                "rows (ties: by username). Absent, empty or `all`: every user.",
+                "rows (ties: by username); with several clusters, the N of each cluster. "
+                "Absent, empty or `all`: every user.",
                 "schema": {"type": "integer", "minimum": 1},
             }
         )
@@ -142,11 +177,32 @@ def _parameters(spec: ListEndpoint) -> list[dict]:
     return parameters
 
 
-def _list_operation(spec: ListEndpoint) -> dict:
+def _list_operation(spec: ListEndpoint, *, scoped: bool = False) -> dict:
+    if scoped:
+        rows = (
+            f"The cluster's rows ordered by {spec.order}; `[]` when nothing matches. The "
+            "X-Data-Loaded-At header is the time of the cluster's last successful load."
+        )
+    elif spec.clustered and spec.scalar:
+        rows = (
+            f"Names ordered by {spec.order}, each once whatever the clusters that have it; "
+            "`[]` when nothing matches. The X-Data-Loaded-At header is the time of the last "
+            "successful load."
+        )
+    elif spec.clustered:
+        rows = (
+            f"Rows ordered by {spec.order}, then by cluster; `[]` when nothing matches. With "
+            "several clusters every object row ends with its `cluster`. The X-Data-Loaded-At "
+            "header is the time of the last successful load."
+        )
+    else:
+        rows = (
+            f"Ordered by {spec.order}; `[]` when nothing matches. The X-Data-Loaded-At header "
+            "is the time of the last successful load."
+        )
     responses = {
         "200": {
-            "description": f"Rows ordered by {spec.order}; `[]` when nothing matches. The "
-            "X-Data-Loaded-At header is the time of the last successful load.",
+            "description": rows,
             "headers": {"X-Data-Loaded-At": {"schema": {"type": "string", "format": "date-time"}}},
             "content": {
                 "application/json": {
@@ -161,12 +217,19 @@ def _list_operation(spec: ListEndpoint) -> dict:
         "422": _error("Invalid parameters, one item per problem", "ValidationError"),
         **COMMON_ERRORS,
     }
+    operation_id = spec.path.strip("/").replace("-", "_")
+    summary, description = spec.summary, spec.description
+    if scoped:
+        responses["404"] = _error("No cluster of that name (after the parameters are checked)")
+        operation_id = f"cluster_{operation_id}"
+        summary = f"{summary} of one cluster"
+        description = f"{description} Only the cluster's rows, as a single-cluster warehouse."
     return {
         "get": {
-            "operationId": spec.path.strip("/").replace("-", "_"),
-            "summary": spec.summary,
-            "description": spec.description,
-            "parameters": _parameters(spec),
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "parameters": _parameters(spec, scoped=scoped),
             "responses": responses,
         }
     }
@@ -196,6 +259,16 @@ def openapi_document() -> dict:
                 "properties": {
                     "message": {"type": "string"},
                     "endpoints": {"type": "array", "items": {"type": "string"}},
+                    "clusters": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "With several clusters only: their names.",
+                    },
+                    "cluster_endpoints": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "With several clusters only: the paths of one cluster.",
+                    },
                 },
             },
         ),
@@ -206,18 +279,21 @@ def openapi_document() -> dict:
             {"$ref": "#/components/schemas/Ready"},
         ),
     }
-    for spec in LIST_ENDPOINTS:
+    for spec in ROUTED_ENDPOINTS:
         paths[spec.path] = _list_operation(spec)
+    for spec in LIST_ENDPOINTS:
+        paths[spec.cluster_path] = _list_operation(spec, scoped=True)
     paths["/openapi.json"] = _plain("OpenAPI", "This document.", {"type": "object"})
     paths["/metrics"] = _plain(
         "Metrics",
-        "Prometheus text format: requests and latencies per endpoint; per source, the last "
-        "successful load, rows loaded, requests made and failed chunks (last 24 hours).",
+        "Prometheus text format: requests and latencies per endpoint; per source and cluster, "
+        "the last successful load, rows loaded, requests made and failed chunks (last 24 "
+        "hours).",
         {"type": "string"},
         media="text/plain",
     )
     paths["/health/ready"]["get"]["security"] = []
-    schemas = {spec.row_name: _row_schema(spec) for spec in LIST_ENDPOINTS}
+    schemas = {spec.row_name: _row_schema(spec) for spec in ROUTED_ENDPOINTS}
     source = {
         "type": "object",
         "properties": {
@@ -225,6 +301,10 @@ def openapi_document() -> dict:
             "last_day_loaded": {"type": ["string", "null"], "format": "date"},
             "failed_chunks_24h": {"type": "integer"},
             "running_chunks": {"type": "integer"},
+            "cluster": {
+                "type": "string",
+                "description": "With several clusters only; the key is then `<cluster>/<source>`.",
+            },
         },
     }
     schemas["Ready"] = {
@@ -246,7 +326,10 @@ def openapi_document() -> dict:
             "version": "1",
             "description": "What each JupyterHub hub, component, group and user cost, read from "
             "the attribution views. Every number comes from the database; no request calls AWS "
-            "or Prometheus.",
+            "or Prometheus. Every endpoint of per-cluster data is also served under "
+            "/clusters/{cluster} as one cluster's single-cluster answer; at the other paths, "
+            "a warehouse of several clusters answers for all of them, each row ending with its "
+            "`cluster` (docs/api.md §9).",
         },
         "paths": paths,
         "components": {

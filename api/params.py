@@ -41,6 +41,10 @@ class Listing:
     users: list[str] | None = None
     usergroups: list[str] | None = None
     limit: int | None = None
+    # The `cluster` filter (root paths) or the path's cluster (/clusters/{cluster}/...).
+    clusters: list[str] | None = None
+    # Several clusters at a root path: one answer per cluster, each row with its `cluster`.
+    by_cluster: bool = False
 
 
 class Reader:
@@ -137,6 +141,14 @@ class Reader:
             self.problem(
                 "component", f"unknown component(s): {', '.join(unknown)}", "unknown_component"
             )
+            return None
+        return wanted
+
+    def check_clusters(self, wanted: list[str], known: list[str]) -> list[str] | None:
+        """A cluster filter is valid when the `clusters` view knows every name."""
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            self.problem("cluster", f"unknown cluster(s): {', '.join(unknown)}", "unknown_cluster")
             return None
         return wanted
 

@@ -6,6 +6,10 @@ them. Every value is a bound parameter; no SQL text is assembled. Rounding happe
 on `numeric` (half up), before the value becomes a float8 for JSON. `run_json` lets PostgreSQL
 build the whole JSON array in one statement, which also reads the freshness time from the
 status view; `run_csv` lets it write CSV (COPY); `run_rows` returns plain rows.
+
+Clusters (docs/api.md §9) are handled in two places: `_conditions` applies the cluster filter
+with the others, and `_per_cluster` makes a statement answer per cluster (the `cluster` column
+last, in the grouping and last in the order) when the listing asks for it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ MEMBERSHIPS = _view(
     "valid_from",
     "valid_to",
 )
+CLUSTERS = _view("clusters", "cluster", "first_day", "last_day")
 MULTIPLE_GROUPS = _view("users_with_multiple_groups", "cluster", "username", "hub", "usergroup")
 NO_GROUPS = _view("users_with_no_groups", "cluster", "username", "hub")
 UNMAPPED_SERVICES = _view("unmapped_services", "cluster", "service", "cost")
@@ -96,6 +101,8 @@ class Select:
     order: Sequence[Key]
     # Names endpoints answer with an array of strings instead of objects.
     scalar: bool = False
+    # The clusters whose loads the freshness time is of (None: every cluster's).
+    scope: Sequence[str] | None = None
 
     # bench/http_figures.py times the endpoint's own statement through psycopg from these.
     @property
@@ -138,11 +145,24 @@ def _conditions(
     conditions = []
     if dated and listing.days is not None:
         conditions.append(view.c.date.between(*_days(listing)))
-    for name, column in columns.items():
+    for name, column in {**columns, "clusters": "cluster"}.items():
         values = getattr(listing, name)
         if values is not None:
             conditions.append(view.c[column] == sa.any_(_names(name, values)))
     return conditions
+
+
+def _per_cluster(
+    listing: Listing, view: sa.FromClause, columns: Sequence[str], order: Sequence[Key]
+) -> tuple[tuple[sa.ColumnElement, ...], tuple[str, ...], tuple[Key, ...]]:
+    """The cluster column to select (and group by), the answer's keys and its order.
+
+    One answer per cluster: `cluster` is the rows' last key and the last sort key, so two
+    clusters' rows of the same hub or day are never merged; else the single-cluster answer.
+    """
+    if not listing.by_cluster:
+        return (), tuple(columns), tuple(order)
+    return (view.c.cluster,), (*columns, "cluster"), (*order, Key("cluster"))
 
 
 def _days(listing: Listing) -> tuple[sa.BindParameter, sa.BindParameter]:
@@ -153,9 +173,15 @@ def _days(listing: Listing) -> tuple[sa.BindParameter, sa.BindParameter]:
 
 
 def hub_names(listing: Listing) -> Select:
+    # Names, not rows: a hub name in several clusters appears once (docs/api.md §9).
     v = HUB_ACTIVITY
     rows = sa.select(v.c.hub).distinct().where(*_conditions(v, listing, {}))
     return Select(rows, ("hub",), _keys("hub"), scalar=True)
+
+
+def cluster_names() -> Select:
+    v = CLUSTERS
+    return Select(sa.select(v.c.cluster), ("cluster",), _keys("cluster"), scalar=True)
 
 
 def component_names() -> Select:
@@ -170,32 +196,43 @@ def component_names() -> Select:
 
 def total_costs(listing: Listing) -> Select:
     v = TOTAL_COSTS
-    rows = sa.select(v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.name).where(
+    cluster, columns, order = _per_cluster(
+        listing, v, ("date", "cost", "name"), _keys("date", "name")
+    )
+    rows = sa.select(v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.name, *cluster).where(
         *_conditions(v, listing, {})
     )
-    return Select(rows, ("date", "cost", "name"), _keys("date", "name"))
+    return Select(rows, columns, order)
 
 
 def total_costs_per_hub(listing: Listing) -> Select:
     v = HUB_COSTS
-    rows = sa.select(v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.hub.label("name")).where(
-        *_conditions(v, listing, {})
+    cluster, columns, order = _per_cluster(
+        listing, v, ("date", "cost", "name"), _keys("date", "name")
     )
-    return Select(rows, ("date", "cost", "name"), _keys("date", "name"))
+    rows = sa.select(
+        v.c.date, _rounded(v.c.cost, 2).label("cost"), v.c.hub.label("name"), *cluster
+    ).where(*_conditions(v, listing, {}))
+    return Select(rows, columns, order)
 
 
 def total_costs_per_component(listing: Listing) -> Select:
     c = COMPONENT_COSTS.alias("c")
     k = COMPONENTS.alias("k")
+    cluster, columns, order = _per_cluster(
+        listing,
+        c,
+        ("date", "cost", "component"),
+        (Key("date"), Key("position", nulls_last=True), Key("component")),
+    )
     rows = (
         sa.select(c.c.date, _rounded(sa.func.sum(c.c.cost), 2).label("cost"), c.c.component)
-        .add_columns(k.c.position)
+        .add_columns(k.c.position, *cluster)
         .select_from(c.outerjoin(k, k.c.component == c.c.component))
         .where(*_conditions(c, listing, {"hubs": "hub", "components": "component"}))
-        .group_by(c.c.date, c.c.component, k.c.position)
+        .group_by(c.c.date, c.c.component, k.c.position, *cluster)
     )
-    order = (Key("date"), Key("position", nulls_last=True), Key("component"))
-    return Select(rows, ("date", "cost", "component"), order)
+    return Select(rows, columns, order)
 
 
 USER_FILTERS = {"hubs": "hub", "components": "component", "users": "username"}
@@ -205,11 +242,23 @@ def costs_per_user(listing: Listing) -> Select:
     v = USER_COSTS_BY_GROUP
     conditions = _conditions(v, listing, {**USER_FILTERS, "usergroups": "usergroup"})
     if listing.limit is not None:
-        conditions.append(v.c.username.in_(_top_users(listing)))
+        user = sa.tuple_(v.c.cluster, v.c.username) if listing.by_cluster else v.c.username
+        conditions.append(user.in_(_top_users(listing)))
+    cluster, _, _ = _per_cluster(listing, v, (), ())
     costs = (
-        sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.usergroup, v.c.cost)
+        sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.usergroup, v.c.cost, *cluster)
         .where(*conditions)
         .subquery("costs")
+    )
+    cluster, columns, order = _per_cluster(
+        listing,
+        costs,
+        ("date", "hub", "component", "user", "value", "usergroup"),
+        (
+            *_keys("date", "hub", "component"),
+            Key("value", descending=True),
+            *_keys("user", "usergroup"),
+        ),
     )
     rows = sa.select(
         costs.c.date,
@@ -218,13 +267,9 @@ def costs_per_user(listing: Listing) -> Select:
         costs.c.username.label("user"),
         _rounded(costs.c.cost, 4).label("value"),
         costs.c.usergroup,
+        *cluster,
     )
-    order = (
-        *_keys("date", "hub", "component"),
-        Key("value", descending=True),
-        *_keys("user", "usergroup"),
-    )
-    return Select(rows, ("date", "hub", "component", "user", "value", "usergroup"), order)
+    return Select(rows, columns, order)
 
 
 def _top_users(listing: Listing) -> sa.Select:
@@ -235,6 +280,9 @@ def _top_users(listing: Listing) -> sa.Select:
     (date, hub, component, user, cost) rows of the matching groups, which keeps the read on
     the group index instead of joining every group row of the range back to user_costs
     (a year: 1.7 s -> 0.2 s). Ties go to the smaller username.
+
+    Per cluster, the N users of each cluster, as (cluster, username): a username in two
+    clusters is two users.
     """
     conditions = []
     if listing.usergroups is None:
@@ -243,43 +291,63 @@ def _top_users(listing: Listing) -> sa.Select:
     else:
         v = USER_COSTS_BY_GROUP
         filters = {**USER_FILTERS, "usergroups": "usergroup"}
+        cluster, _, _ = _per_cluster(listing, v, (), ())
         source = (
-            sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.cost)
+            sa.select(v.c.date, v.c.hub, v.c.component, v.c.username, v.c.cost, *cluster)
             .distinct()
             .where(*_conditions(v, listing, filters))
             .subquery("keyed")
         )
-    return (
-        sa.select(source.c.username)
-        .where(*conditions)
-        .group_by(source.c.username)
-        .order_by(sa.func.sum(source.c.cost).desc(), source.c.username)
-        .limit(sa.bindparam("limit", listing.limit, type_=sa.BigInteger))
+    limit = sa.bindparam("limit", listing.limit, type_=sa.BigInteger)
+    total = sa.func.sum(source.c.cost)
+    if not listing.by_cluster:
+        return (
+            sa.select(source.c.username)
+            .where(*conditions)
+            .group_by(source.c.username)
+            .order_by(total.desc(), source.c.username)
+            .limit(limit)
+        )
+    rank = sa.func.row_number().over(
+        partition_by=source.c.cluster, order_by=(total.desc(), source.c.username)
     )
+    ranked = (
+        sa.select(source.c.cluster, source.c.username, rank.label("rank"))
+        .where(*conditions)
+        .group_by(source.c.cluster, source.c.username)
+        .subquery("ranked")
+    )
+    return sa.select(ranked.c.cluster, ranked.c.username).where(ranked.c.rank <= limit)
 
 
 def total_usage(listing: Listing) -> Select:
     v = USER_SHARES
+    cluster, columns, order = _per_cluster(
+        listing,
+        v,
+        ("date", "user", "hub", "component", "value"),
+        _keys("date", "component", "hub", "user"),
+    )
     rows = sa.select(
         v.c.date,
         v.c.username.label("user"),
         v.c.hub,
         v.c.component,
         sa.cast(v.c.share, FLOAT8).label("value"),
+        *cluster,
     ).where(*_conditions(v, listing, USER_FILTERS))
-    return Select(
-        rows,
-        ("date", "user", "hub", "component", "value"),
-        _keys("date", "component", "hub", "user"),
-    )
+    return Select(rows, columns, order)
 
 
 def total_costs_per_group(listing: Listing) -> Select:
     v = GROUP_COSTS
-    rows = sa.select(v.c.date, v.c.usergroup, _rounded(v.c.cost, 2).label("cost")).where(
+    cluster, columns, order = _per_cluster(
+        listing, v, ("date", "usergroup", "cost"), _keys("date", "usergroup")
+    )
+    rows = sa.select(v.c.date, v.c.usergroup, _rounded(v.c.cost, 2).label("cost"), *cluster).where(
         *_conditions(v, listing, {})
     )
-    return Select(rows, ("date", "usergroup", "cost"), _keys("date", "usergroup"))
+    return Select(rows, columns, order)
 
 
 def user_groups(listing: Listing) -> Select:
@@ -287,8 +355,14 @@ def user_groups(listing: Listing) -> Select:
     v = MEMBERSHIPS
     first, last = _days(listing)
     filters = {"hubs": "hub", "users": "username", "usergroups": "usergroup"}
+    cluster, columns, order = _per_cluster(
+        listing,
+        v,
+        ("hub", "username", "username_escaped", "usergroup"),
+        _keys("hub", "username", "usergroup", "username_escaped"),
+    )
     rows = (
-        sa.select(v.c.hub, v.c.username, v.c.username_escaped, v.c.usergroup)
+        sa.select(v.c.hub, v.c.username, v.c.username_escaped, v.c.usergroup, *cluster)
         .distinct()
         .where(
             *_conditions(v, listing, filters, dated=False),
@@ -296,51 +370,68 @@ def user_groups(listing: Listing) -> Select:
             sa.or_(v.c.valid_to.is_(None), v.c.valid_to >= first),
         )
     )
-    return Select(
-        rows,
-        ("hub", "username", "username_escaped", "usergroup"),
-        _keys("hub", "username", "usergroup", "username_escaped"),
-    )
+    return Select(rows, columns, order)
 
 
 def users_with_multiple_groups(listing: Listing) -> Select:
     v = MULTIPLE_GROUPS
-    rows = sa.select(v.c.username, v.c.hub, v.c.usergroup).where(
+    cluster, columns, order = _per_cluster(
+        listing, v, ("username", "hub", "usergroup"), _keys("hub", "username", "usergroup")
+    )
+    rows = sa.select(v.c.username, v.c.hub, v.c.usergroup, *cluster).where(
         *_conditions(v, listing, {"hubs": "hub", "users": "username"}, dated=False)
     )
-    return Select(rows, ("username", "hub", "usergroup"), _keys("hub", "username", "usergroup"))
+    return Select(rows, columns, order)
 
 
 def users_with_no_groups(listing: Listing) -> Select:
     v = NO_GROUPS
-    rows = sa.select(v.c.username, v.c.hub).where(
+    cluster, columns, order = _per_cluster(
+        listing, v, ("username", "hub"), _keys("hub", "username")
+    )
+    rows = sa.select(v.c.username, v.c.hub, *cluster).where(
         *_conditions(v, listing, {"hubs": "hub", "users": "username"}, dated=False)
     )
-    return Select(rows, ("username", "hub"), _keys("hub", "username"))
+    return Select(rows, columns, order)
 
 
 def known_components(conn: Connection) -> set[str]:
     return set(conn.execute(sa.select(COMPONENTS.c.component)).scalars())
 
 
-def _loaded_at() -> sa.ScalarSelect:
-    """The freshness time: the latest successful chunk of any source."""
-    return sa.select(sa.func.max(ETL_STATUS.c.last_success_at)).scalar_subquery()
+def has_clusters_view(conn: Connection) -> bool:
+    view = sa.bindparam("view", "public.clusters", type_=sa.Text)
+    return conn.execute(sa.select(sa.func.to_regclass(view).is_not(None))).scalar_one()
 
 
-def data_loaded_at(conn: Connection) -> dt.datetime | None:
-    return conn.execute(sa.select(_loaded_at())).scalar_one()
+def known_clusters(conn: Connection) -> list[str]:
+    """Every cluster of the `clusters` view, by name: one or none means a single cluster."""
+    v = CLUSTERS
+    return list(conn.execute(sa.select(v.c.cluster).order_by(v.c.cluster)).scalars())
+
+
+def _loaded_at(scope: Sequence[str] | None = None) -> sa.ScalarSelect:
+    """The freshness time: the latest successful chunk of any source (of the scope's clusters)."""
+    v = ETL_STATUS
+    latest = sa.select(sa.func.max(v.c.last_success_at))
+    if scope is not None:
+        latest = latest.where(v.c.cluster == sa.any_(_names("scope", list(scope))))
+    return latest.scalar_subquery()
+
+
+def data_loaded_at(conn: Connection, scope: Sequence[str] | None = None) -> dt.datetime | None:
+    return conn.execute(sa.select(_loaded_at(scope))).scalar_one()
 
 
 def etl_status(conn: Connection) -> list[sa.Row]:
+    """One row per (cluster, source); the cluster is NULL before any cluster is known."""
     v = ETL_STATUS
-    columns = [column for column in v.c if column.name != "cluster"]
-    return list(conn.execute(sa.select(*columns).order_by(v.c.source)))
+    return list(conn.execute(sa.select(v).order_by(v.c.cluster, v.c.source)))
 
 
 def unmapped_services(conn: Connection) -> list[sa.Row]:
     v = UNMAPPED_SERVICES
-    return list(conn.execute(sa.select(v.c.service, v.c.cost)))
+    return list(conn.execute(sa.select(v.c.cluster, v.c.service, v.c.cost)))
 
 
 def json_statement(select: Select) -> sa.Select:
@@ -354,7 +445,8 @@ def json_statement(select: Select) -> sa.Select:
         row = sa.select(*(q.c[c] for c in select.columns)).correlate(q).subquery("r")
         element = sa.select(row.table_valued()).scalar_subquery()
     rows = sa.func.json_agg(element).aggregate_order_by(*(key.over(q) for key in select.order))
-    return sa.select(sa.func.coalesce(sa.cast(rows, sa.Text), "[]"), _loaded_at()).select_from(q)
+    body = sa.func.coalesce(sa.cast(rows, sa.Text), "[]")
+    return sa.select(body, _loaded_at(select.scope)).select_from(q)
 
 
 def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]:

@@ -22,7 +22,7 @@ multiple). Staging has no snapshot on or before 01-05, so its users are `none` t
 
 from __future__ import annotations
 
-from tests.rows import add_costs, add_groups, add_usage
+from tests.rows import CLUSTER, add_costs, add_groups, add_usage
 
 EC2 = "EC2 - Other"
 EFS = "Amazon Elastic File System"
@@ -75,7 +75,7 @@ GROUPS = [
 ]
 
 
-def load_dataset(conn) -> None:
-    add_costs(conn, COSTS)
-    add_usage(conn, USAGE)
-    add_groups(conn, GROUPS)
+def load_dataset(conn, *, cluster: str = CLUSTER) -> None:
+    add_costs(conn, COSTS, cluster=cluster)
+    add_usage(conn, USAGE, cluster=cluster)
+    add_groups(conn, GROUPS, cluster=cluster)

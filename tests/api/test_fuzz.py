@@ -2,10 +2,14 @@
 
 For each operation, positive and negative cases are generated from the document and sent
 through the app's TestClient: never a 500, every 4xx in the one error shape, and every answer
-conforms to the document (status code, content type, row schema).
+conforms to the document (status code, content type, row schema). The operations under
+/clusters/{cluster} are fuzzed twice: as documented (any cluster name: mostly 404s) and with the
+dataset's cluster as the only name, so that their cases reach the queries.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import schemathesis
@@ -19,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.openapi import openapi_document
 from tests.api.dataset import load_dataset
+from tests.rows import CLUSTER
 
 EXAMPLES = 25
 DOCUMENT = openapi_document()
@@ -28,6 +33,26 @@ POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.Generati
 # Negative cases need parameters to break.
 CASES = [(op, POSITIVE) for op in OPERATIONS] + [
     (op, NEGATIVE) for op in OPERATIONS if DOCUMENT["paths"][op.path]["get"].get("parameters")
+]
+
+
+def _in_the_dataset_cluster(document: dict) -> dict:
+    fixed = copy.deepcopy(document)
+    for item in fixed["paths"].values():
+        for parameter in item["get"].get("parameters", []):
+            if parameter["in"] == "path":
+                parameter["schema"] = {"type": "string", "enum": [CLUSTER]}
+    return fixed
+
+
+IN_CLUSTER = [
+    result.ok()
+    for result in schemathesis.openapi.from_dict(
+        _in_the_dataset_cluster(DOCUMENT)
+    ).get_all_operations()
+]
+CASES += [
+    (op, mode) for op in IN_CLUSTER if "{cluster}" in op.path for mode in (POSITIVE, NEGATIVE)
 ]
 CHECKS = [
     not_a_server_error,
@@ -50,7 +75,9 @@ def assert_error_shape(response):
 
 
 def test_every_documented_operation_is_fuzzed():
-    assert len(OPERATIONS) == 15  # 13 of the reference, /openapi.json and /metrics
+    # 13 of the reference, /cluster-names, the 11 list endpoints again under
+    # /clusters/{cluster}, /openapi.json and /metrics.
+    assert len(OPERATIONS) == 27
 
 
 @pytest.fixture
