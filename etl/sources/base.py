@@ -77,8 +77,9 @@ _FACTORIES: dict[str, SourceFactory] = {}
 
 
 def register(name: str) -> Callable[[SourceFactory], SourceFactory]:
-    """Register `factory(cluster) -> Source | None` for a `core.clusters.ClusterConfig`
-    (None: that cluster does not configure this source)."""
+    """Register `factory(cluster, clusters) -> Source | None`: the source of one
+    `core.clusters.ClusterConfig` (None: that cluster does not configure it), knowing every
+    configured cluster (clusters sharing an account share its account-wide slice)."""
 
     def decorate(factory: SourceFactory) -> SourceFactory:
         _FACTORIES[name] = factory

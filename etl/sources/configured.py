@@ -26,7 +26,11 @@ def configured_sources(settings) -> Sources:
 
         return demo.demo_sources()
     _import_built_in()
-    made = (factory(cluster) for cluster in settings.clusters for factory in registered().values())
+    made = (
+        factory(cluster, settings.clusters)
+        for cluster in settings.clusters
+        for factory in registered().values()
+    )
     return Sources(tuple(source for source in made if source is not None))
 
 

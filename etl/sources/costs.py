@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.schema import SLICES
 from etl.load import CostRow, save_costs
 from etl.sources.base import RequestCounter, register
 from etl.windows import Chunk, cost_chunks, costs_window
@@ -58,21 +59,33 @@ class CostsSource:
 
 
 @register("costs")
-def cost_explorer_source(cluster) -> CostsSource | None:
+def cost_explorer_source(cluster, clusters) -> CostsSource | None:
     if not cluster.costs_enabled:
         return None
     from etl.sources import cost_explorer
 
     client = cost_explorer.make_client(cluster)
     query = cost_explorer.CostQuery.from_cluster(cluster)
+    slices = None if owns_account_slice(cluster, clusters) else NON_ACCOUNT_SLICES
     return CostsSource(
         cluster.name,
         lambda first, last, requests: cost_explorer.fetch_costs(
-            client, query, first=first, last=last, counter=requests
+            client, query, first=first, last=last, counter=requests, slices=slices
         ),
         lookback_days=cluster.lookback_days,
         initial_days=cluster.initial_days,
     )
+
+
+NON_ACCOUNT_SLICES = tuple(s for s in SLICES if s != "account")
+
+
+def owns_account_slice(cluster, clusters) -> bool:
+    """Whether the cluster loads its account's `account` slice: the first Cost Explorer
+    cluster of that account does, the later ones of a shared (strict) account do not, so the
+    account's total is stored once, never counted twice (docs/clusters.md §5)."""
+    first = next(c for c in clusters if c.costs_enabled and c.cost_account == cluster.cost_account)
+    return first.name == cluster.name
 
 
 def _warn_unmapped_services(conn: Connection, services: set[str], said: set[str]) -> None:

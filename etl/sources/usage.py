@@ -51,7 +51,7 @@ class UsageSource:
 
 
 @register("usage")
-def prometheus_source(cluster) -> UsageSource | None:
+def prometheus_source(cluster, clusters) -> UsageSource | None:
     if not cluster.usage_enabled:
         return None
     from etl.sources import prometheus

@@ -1,0 +1,132 @@
+"""Several clusters in one warehouse, through `hubcost backfill` with a HUBCOST_CLUSTERS file.
+
+One payer credential reads three clusters: `a` and `b` share account 111111111111 (both with
+strict cluster tags), `c` is in 222222222222. The local Cost Explorer answers by the linked
+account each request filters on; the real Prometheus (promtool-written history) serves `a`,
+and `c`'s Prometheus is down, then back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hubcost import cli
+from tests.etl.prometheus_history import free_port
+from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
+from tests.rows import select_all
+
+H = "2i2c:hub-name"
+DAYS = ["2025-03-01", "2025-03-02", "2025-03-03"]
+ACCOUNT_TOTAL = {"111111111111": "30", "222222222222": "50"}
+WINDOW = ["--from", DAYS[0], "--to", DAYS[-1]]
+
+
+def linked_account(request) -> str:
+    parts = request["Filter"]["And"] if "And" in request["Filter"] else [request["Filter"]]
+    [account] = [
+        p["Dimensions"]["Values"][0]
+        for p in parts
+        if p.get("Dimensions", {}).get("Key") == "LINKED_ACCOUNT"
+    ]
+    return account
+
+
+def costs_by_account(request):
+    account = linked_account(request)
+    if len(request["GroupBy"]) == 1:  # the account slice
+        groups = [(["EC2 - Other"], ACCOUNT_TOTAL[account])]
+    else:
+        groups = [([f"{H}$staging", "Amazon Elastic Compute Cloud - Compute"], "6")]
+    return 200, answer([(d, groups) for d in DAYS])
+
+
+def clusters_file(tmp_path, prometheus_a: str, prometheus_c: str):
+    path = tmp_path / "clusters.toml"
+    path.write_text(
+        f"""
+[[cluster]]
+name = "a"
+aws_account_id = "111111111111"
+strict_cluster_tags = true
+prometheus_url = "{prometheus_a}"
+
+[[cluster]]
+name = "b"
+aws_account_id = "111111111111"
+strict_cluster_tags = true
+
+[[cluster]]
+name = "c"
+aws_account_id = "222222222222"
+prometheus_url = "{prometheus_c}"
+prometheus_timeout_s = 1
+"""
+    )
+    return path
+
+
+@pytest.mark.prometheus
+def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
+    cli_env, engine, prometheus_url, tmp_path
+):
+    down = f"http://127.0.0.1:{free_port()}"
+    cli_env.setenv("AWS_ACCESS_KEY_ID", "AKIDPAYER")
+    cli_env.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+    cli_env.setenv("HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, down)))
+    with FakeCostExplorer(costs_by_account) as fake:
+        cli_env.setenv("AWS_ENDPOINT_URL", fake.url)
+        assert cli.main(["backfill", *WINDOW]) == 1  # c's usage failed
+        accounts = [linked_account(r["body"]) for r in fake.requests]
+
+    # 4 requests for the account of a and b plus 3 for b (its account slice is a's), 4 for c.
+    assert sorted(accounts) == ["111111111111"] * 7 + ["222222222222"] * 4
+    with engine.connect() as conn:
+        assert select_all(
+            conn,
+            "SELECT cluster, source, status, requests FROM run_log "
+            "WHERE source = 'costs' ORDER BY cluster",
+        ) == [
+            ("a", "costs", "succeeded", 4),
+            ("b", "costs", "succeeded", 3),
+            ("c", "costs", "succeeded", 4),
+        ]
+        # The shared account's total is stored once, under its first cluster.
+        assert select_all(
+            conn,
+            "SELECT cluster, name, sum(cost)::text FROM total_costs GROUP BY 1, 2 ORDER BY 1, 2",
+        ) == [
+            ("a", "account", "90"),
+            ("a", "attributable", "18"),
+            ("b", "attributable", "18"),
+            ("c", "account", "150"),
+            ("c", "attributable", "18"),
+        ]
+        # Same-named hubs of two clusters stay apart.
+        assert select_all(conn, "SELECT DISTINCT cluster, hub FROM hub_costs ORDER BY 1, 2") == [
+            ("a", "staging"),
+            ("b", "staging"),
+            ("c", "staging"),
+        ]
+        usage = select_all(
+            conn,
+            "SELECT cluster, status, count(*) FROM run_log WHERE source = 'usage' "
+            "GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        # a's days loaded; c's first day failed and the rest of c's usage waited.
+        assert usage == [("a", "succeeded", 3), ("c", "failed", 1)]
+        assert select_all(conn, "SELECT DISTINCT cluster FROM usage") == [("a",)]
+
+    # c's Prometheus is back: a resumed backfill loads only what is missing.
+    cli_env.setenv("HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_url)))
+    with FakeCostExplorer(costs_by_account) as fake:
+        cli_env.setenv("AWS_ENDPOINT_URL", fake.url)
+        assert cli.main(["backfill", *WINDOW, "--resume", "--cluster", "c"]) == 0
+        assert fake.requests == []  # c's costs had succeeded
+    with engine.connect() as conn:
+        assert select_all(
+            conn, "SELECT cluster, count(*) FROM usage GROUP BY 1 ORDER BY 1"
+        ) == select_all(
+            conn,
+            "SELECT cluster, count(*) FROM (SELECT 'a' AS cluster FROM usage WHERE cluster = 'a' "
+            "UNION ALL SELECT 'c' FROM usage WHERE cluster = 'a') u GROUP BY 1 ORDER BY 1",
+        )
