@@ -142,7 +142,13 @@ def chunks(database_url: str, source: str, since: dt.datetime) -> list[tuple]:
 
 
 def etl_figures(
-    database_url: str, tsdb: Path, workdir: Path, *, first: dt.date, last: dt.date
+    database_url: str,
+    tsdb: Path,
+    workdir: Path,
+    *,
+    first: dt.date,
+    last: dt.date,
+    clusters: int = 20,
 ) -> dict:
     log = workdir / "etl.log"
     process, prom_url = start_server(tsdb, workdir)
@@ -188,6 +194,9 @@ def etl_figures(
                 "ce_requests_served": len(ce.requests) - served,
                 "prometheus_queries": prometheus_queries(prom_url) - before,
             }
+            figures["many_clusters"] = many_clusters_daily(
+                database_url, env, ce, prom_url, workdir, clusters=clusters
+            )
             return figures
     finally:
         process.terminate()
@@ -196,3 +205,47 @@ def etl_figures(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+def many_clusters_daily(
+    database_url: str, env: dict, ce, prom_url: str, workdir: Path, *, clusters: int
+) -> dict:
+    """The daily `hubcost etl` of `clusters` clusters (HUBCOST_CLUSTERS), each in its own
+    linked account, with the single cluster's Cost Explorer and Prometheus sizes.
+
+    A first run loads each cluster's initial 3 days; the second is the steady daily run
+    measured (each cluster's lookback window of costs, its last two days of usage).
+    """
+    names = [f"bench-{i:02d}" for i in range(clusters)]
+    path = workdir / "clusters.toml"
+    path.write_text(
+        "[defaults]\ninitial_days = 3\n"
+        + "".join(
+            f'\n[[cluster]]\nname = "{name}"\naws_account_id = "{100000000000 + i}"\n'
+            f'prometheus_url = "{prom_url}"\n'
+            for i, name in enumerate(names)
+        )
+    )
+    env = {k: v for k, v in env.items() if k not in ("CLUSTER_NAME", "PROMETHEUS_URL")}
+    env["HUBCOST_CLUSTERS"] = str(path)
+    log = workdir / "etl-many-clusters.log"
+    first_run = hubcost(["etl"], env, log)
+    since = dt.datetime.now(dt.UTC)
+    served = len(ce.requests)
+    before = prometheus_queries(prom_url)
+    run = hubcost(["etl"], env, log)
+    with psycopg.connect(database_url) as conn:
+        per_source = conn.execute(
+            "SELECT source, count(*), sum(requests), count(*) FILTER (WHERE status <> "
+            "'succeeded') FROM run_log WHERE started_at >= %s AND cluster = ANY(%s) "
+            "GROUP BY source ORDER BY source",
+            (since, names),
+        ).fetchall()
+    return {
+        **run,
+        "clusters": clusters,
+        "first_run_seconds": first_run["seconds"],
+        "ce_requests_served": len(ce.requests) - served,
+        "prometheus_queries": prometheus_queries(prom_url) - before,
+        "chunks": {source: (n, requests, failed) for source, n, requests, failed in per_source},
+    }

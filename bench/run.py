@@ -40,9 +40,18 @@ FULL = dict(
     etl_days=30,
     etl_hubs=20,
     etl_users=1000,
+    etl_clusters=20,
 )
 QUICK = dict(
-    days=35, rounds=3, bulk_repeat=1, clients=8, load_s=3.0, etl_days=2, etl_hubs=4, etl_users=200
+    days=35,
+    rounds=3,
+    bulk_repeat=1,
+    clients=8,
+    load_s=3.0,
+    etl_days=2,
+    etl_hubs=4,
+    etl_users=200,
+    etl_clusters=3,
 )
 
 
@@ -111,7 +120,9 @@ def etl_part(size: dict, quick: bool) -> dict:
     history["seconds"] = time.perf_counter() - started
     url = warehouse.recreate_database("hubcost_bench_etl")
     warehouse.migrate_to_head(url)
-    figures = etl_figures.etl_figures(url, workdir / "tsdb", workdir, first=first, last=last)
+    figures = etl_figures.etl_figures(
+        url, workdir / "tsdb", workdir, first=first, last=last, clusters=size["etl_clusters"]
+    )
     return {"history": history, **figures}
 
 
@@ -230,6 +241,15 @@ def report(r: dict) -> str:
             f"{d['cost_chunks']} (target 4 requests + pages); usage chunks {d['usage_chunks']}; "
             f"CE requests served {d['ce_requests_served']}, Prometheus queries "
             f"{d['prometheus_queries']:.0f}; peak RSS {d['peak_rss_mib']:.0f} MiB"
+        )
+        m = etl["many_clusters"]
+        lines.append(
+            f"   daily hubcost etl of {m['clusters']} clusters (HUBCOST_CLUSTERS, one linked "
+            f"account each, same sizes): {m['seconds']:.1f} s ({m['seconds'] / m['clusters']:.2f} "
+            f"s/cluster; first run {m['first_run_seconds']:.1f} s); CE requests served "
+            f"{m['ce_requests_served']} ({m['ce_requests_served'] / m['clusters']:.1f}/cluster); "
+            f"chunks (n, requests, failed) {m['chunks']}; Prometheus queries "
+            f"{m['prometheus_queries']:.0f}; peak RSS {m['peak_rss_mib']:.0f} MiB"
         )
     elif etl:
         lines.append(f"\n4. ETL: skipped: {etl['skipped']}")
