@@ -130,3 +130,59 @@ def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
             "SELECT cluster, count(*) FROM (SELECT 'a' AS cluster FROM usage WHERE cluster = 'a' "
             "UNION ALL SELECT 'c' FROM usage WHERE cluster = 'a') u GROUP BY 1 ORDER BY 1",
         )
+
+
+FORMS = ("", "?hub=staging", "?limit=1", "?component=compute&format=csv")
+
+
+def _answers(database_url: str, prefix: str) -> dict[str, tuple[int, str]]:
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from api.endpoints import LIST_ENDPOINTS
+    from tests.api.conftest import api_settings
+
+    window = f"from={DAYS[0]}&to={DAYS[-1]}"
+    with TestClient(create_app(api_settings(), database_url=database_url)) as client:
+        answers = {}
+        for spec in LIST_ENDPOINTS:
+            for form in FORMS:
+                query = f"{form}&{window}" if form else f"?{window}"
+                answer = client.get(f"{prefix}{spec.path}{query}")
+                answers[spec.path + form] = (answer.status_code, answer.text)
+        return answers
+
+
+@pytest.mark.prometheus
+def test_cluster_a_loaded_alone_and_beside_b_and_c_gives_the_same_answers(
+    cli_env, database_url, empty_database_url, prometheus_url, tmp_path
+):
+    from core import migrate
+    from core.database import create_engine
+    from tests.conftest import READER_ROLE
+
+    engine = create_engine(empty_database_url, pool_size=1)
+    try:
+        migrate.upgrade(engine, api_db_role=READER_ROLE)
+    finally:
+        engine.dispose()
+    cli_env.setenv("AWS_ACCESS_KEY_ID", "AKIDPAYER")
+    cli_env.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+    alone = tmp_path / "alone.toml"
+    alone.write_text(
+        f'[[cluster]]\nname = "a"\naws_account_id = "111111111111"\n'
+        f'strict_cluster_tags = true\nprometheus_url = "{prometheus_url}"\n'
+    )
+    with FakeCostExplorer(costs_by_account) as fake:
+        cli_env.setenv("AWS_ENDPOINT_URL", fake.url)
+        cli_env.setenv("HUBCOST_CLUSTERS", str(alone))
+        assert cli.main(["backfill", *WINDOW]) == 0
+        cli_env.setenv("DATABASE_URL", empty_database_url)
+        cli_env.setenv(
+            "HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_url))
+        )
+        assert cli.main(["backfill", *WINDOW]) == 0
+
+    single = _answers(database_url, "")
+    assert sum(status == 200 and body not in ("[]", "") for status, body in single.values()) > 10
+    assert _answers(empty_database_url, "/clusters/a") == single
