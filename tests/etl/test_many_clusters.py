@@ -186,3 +186,62 @@ def test_cluster_a_loaded_alone_and_beside_b_and_c_gives_the_same_answers(
     single = _answers(database_url, "")
     assert sum(status == 200 and body not in ("[]", "") for status, body in single.values()) > 10
     assert _answers(empty_database_url, "/clusters/a") == single
+
+
+def test_a_cluster_reached_through_its_role_beside_one_read_with_the_payer_s_credentials(
+    cli_env, engine, tmp_path
+):
+    import json
+
+    from tests.etl.sources.test_cost_explorer_accounts import (
+        AMBIENT_KEY,
+        ASSUMED_KEY,
+        ROLE,
+        AwsEndpoint,
+        fake_sts,
+        signing_key_id,
+    )
+
+    def ce_answer(headers, body):
+        return 200, "application/x-amz-json-1.1", json.dumps(costs_by_role(body)).encode()
+
+    def costs_by_role(body):
+        request = json.loads(body)
+        if "LINKED_ACCOUNT" not in json.dumps(request["Filter"]):
+            request["Filter"] = {
+                "And": [
+                    request["Filter"],
+                    {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": ["222222222222"]}},
+                ]
+            }
+        return costs_by_account(request)[1]
+
+    path = tmp_path / "clusters.toml"
+    path.write_text(
+        '[[cluster]]\nname = "payer-read"\naws_account_id = "111111111111"\n\n'
+        f'[[cluster]]\nname = "own-role"\naws_role_arn = "{ROLE}"\n'
+    )
+    cli_env.setenv("AWS_ACCESS_KEY_ID", AMBIENT_KEY)
+    cli_env.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+    cli_env.setenv("HUBCOST_CLUSTERS", str(path))
+    with fake_sts() as sts, AwsEndpoint(ce_answer) as ce:
+        cli_env.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+        cli_env.setenv("AWS_ENDPOINT_URL_COST_EXPLORER", ce.url)
+        assert cli.main(["backfill", *WINDOW]) == 0
+    assert len(sts.requests) == 1  # fake_sts asserts AssumeRole of ROLE as session "hubcost"
+    signed = [
+        (signing_key_id(headers), "LINKED_ACCOUNT" in body.decode())
+        for headers, body in ce.requests
+    ]
+    # The payer's credentials for the linked account, the role's for its own account.
+    assert sorted(signed) == [(AMBIENT_KEY, True)] * 4 + [(ASSUMED_KEY, False)] * 4
+    with engine.connect() as conn:
+        assert select_all(
+            conn,
+            "SELECT cluster, name, sum(cost)::text FROM total_costs GROUP BY 1, 2 ORDER BY 1, 2",
+        ) == [
+            ("own-role", "account", "150"),
+            ("own-role", "attributable", "18"),
+            ("payer-read", "account", "90"),
+            ("payer-read", "attributable", "18"),
+        ]
