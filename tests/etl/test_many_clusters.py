@@ -2,8 +2,8 @@
 
 One payer credential reads three clusters: `a` and `b` share account 111111111111 (both with
 strict cluster tags), `c` is in 222222222222. The local Cost Explorer answers by the linked
-account each request filters on; the real Prometheus (promtool-written history) serves `a`,
-and `c`'s Prometheus is down, then back.
+account each request filters on; `a` and `c` each have a real Prometheus of their own
+(promtool-written history), and `c`'s is down, then back.
 """
 
 from __future__ import annotations
@@ -65,9 +65,24 @@ prometheus_timeout_s = 1
     return path
 
 
+@pytest.fixture(scope="module")
+def prometheus_of_c(tmp_path_factory, prometheus_url):
+    """A Prometheus server of c's own (same promtool-written history as the session's)."""
+    from tests.etl import prometheus_history
+
+    workdir = tmp_path_factory.mktemp("prometheus-c")
+    tsdb = workdir / "tsdb"
+    tsdb.mkdir()
+    prometheus_history.write_history(tsdb, workdir)
+    process, url = prometheus_history.start_server(tsdb, workdir)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
 @pytest.mark.prometheus
 def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
-    cli_env, engine, prometheus_url, tmp_path
+    cli_env, engine, prometheus_url, prometheus_of_c, tmp_path
 ):
     down = f"http://127.0.0.1:{free_port()}"
     cli_env.setenv("AWS_ACCESS_KEY_ID", "AKIDPAYER")
@@ -117,19 +132,23 @@ def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
         assert select_all(conn, "SELECT DISTINCT cluster FROM usage") == [("a",)]
 
     # c's Prometheus is back: a resumed backfill loads only what is missing.
-    cli_env.setenv("HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_url)))
+    cli_env.setenv(
+        "HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_of_c))
+    )
     with FakeCostExplorer(costs_by_account) as fake:
         cli_env.setenv("AWS_ENDPOINT_URL", fake.url)
         assert cli.main(["backfill", *WINDOW, "--resume", "--cluster", "c"]) == 0
         assert fake.requests == []  # c's costs had succeeded
     with engine.connect() as conn:
-        assert select_all(
-            conn, "SELECT cluster, count(*) FROM usage GROUP BY 1 ORDER BY 1"
-        ) == select_all(
-            conn,
-            "SELECT cluster, count(*) FROM (SELECT 'a' AS cluster FROM usage WHERE cluster = 'a' "
-            "UNION ALL SELECT 'c' FROM usage WHERE cluster = 'a') u GROUP BY 1 ORDER BY 1",
+        [(a_rows,), (c_rows,)] = select_all(
+            conn, "SELECT count(*) FROM usage GROUP BY cluster ORDER BY cluster"
         )
+        assert a_rows == c_rows > 0  # the same history, from c's own Prometheus
+        assert select_all(
+            conn,
+            "SELECT status, count(*) FROM run_log WHERE cluster = 'c' AND source = 'usage' "
+            "GROUP BY 1 ORDER BY 1",
+        ) == [("failed", 1), ("succeeded", 3)]
 
 
 FORMS = ("", "?hub=staging", "?limit=1", "?component=compute&format=csv")
@@ -155,7 +174,7 @@ def _answers(database_url: str, prefix: str) -> dict[str, tuple[int, str]]:
 
 @pytest.mark.prometheus
 def test_cluster_a_loaded_alone_and_beside_b_and_c_gives_the_same_answers(
-    cli_env, database_url, empty_database_url, prometheus_url, tmp_path
+    cli_env, database_url, empty_database_url, prometheus_url, prometheus_of_c, tmp_path
 ):
     from core import migrate
     from core.database import create_engine
@@ -179,7 +198,7 @@ def test_cluster_a_loaded_alone_and_beside_b_and_c_gives_the_same_answers(
         assert cli.main(["backfill", *WINDOW]) == 0
         cli_env.setenv("DATABASE_URL", empty_database_url)
         cli_env.setenv(
-            "HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_url))
+            "HUBCOST_CLUSTERS", str(clusters_file(tmp_path, prometheus_url, prometheus_of_c))
         )
         assert cli.main(["backfill", *WINDOW]) == 0
 
