@@ -123,6 +123,9 @@ def first_screen(settings: Settings, *, host: str, port: int, scheduler: bool) -
         database = f"PostgreSQL {url.database or ''} on {url.host or 'a local socket'}"
     if settings.demo:
         data = "DEMO: synthetic costs and usage (set CLUSTER_NAME or PROMETHEUS_URL for real ones)"
+    elif settings.clusters_file is not None:
+        names = ", ".join(cluster.name for cluster in settings.clusters)
+        data = f"{len(settings.clusters)} clusters of {settings.clusters_file}: {names}"
     else:
         data = (
             ", ".join(
