@@ -88,6 +88,9 @@ def etl_env(database_url: str, *, prometheus_url: str, ce_url: str | None) -> di
     }
     env.update(
         DATABASE_URL=database_url,
+        # The cluster's name from the first load on: usage loaded without it would be another
+        # cluster's (`default`), and the daily run would load its usage again from scratch.
+        CLUSTER_NAME="bench",
         PROMETHEUS_URL=prometheus_url,
         DEMO="0",
         LOG_LEVEL="WARNING",
@@ -97,7 +100,6 @@ def etl_env(database_url: str, *, prometheus_url: str, ce_url: str | None) -> di
     )
     if ce_url:
         env.update(
-            CLUSTER_NAME="bench",
             AWS_ENDPOINT_URL=ce_url,
             AWS_ACCESS_KEY_ID="bench",
             AWS_SECRET_ACCESS_KEY="bench",
