@@ -44,6 +44,8 @@ class ApiState:
     metrics: ApiMetrics
     engine: Engine | None = field(default=None)
     clusters_view: bool = field(default=False)
+    # Whether the last list request found several clusters: the form the next one assumes.
+    several: bool = field(default=False)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()
@@ -57,11 +59,12 @@ class ApiState:
         The API serves only a schema at head (/health/ready), but an older one reads as the
         single cluster it holds, as before; once the view is seen it is not looked for again.
         """
+        return queries.known_clusters(conn) if self.has_clusters_view(conn) else []
+
+    def has_clusters_view(self, conn) -> bool:
         if not self.clusters_view:
-            if not queries.has_clusters_view(conn):
-                return []
-            self.clusters_view = True
-        return queries.known_clusters(conn)
+            self.clusters_view = queries.has_clusters_view(conn)
+        return self.clusters_view
 
     def freshness_headers(self, cluster: str | None = None) -> dict[str, str]:
         """The freshness header for answers that need the database for nothing else (a 422),
@@ -101,10 +104,11 @@ def create_app(
         finally:
             state.engine.dispose()
 
-    document = openapi_document()
+    # Rendered once: the document is fixed for the app's life (27 operations, 73 kB).
+    document = JSONResponse(openapi_document()).body
 
     def openapi(request: Request) -> Response:
-        return JSONResponse(document)
+        return Response(document, media_type="application/json")
 
     routes = [
         Route("/", endpoints.index, methods=["GET"]),

@@ -217,29 +217,53 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
         if wanted_components is None and wanted_clusters is None:
             # Nothing to check against the database: a bad request never needs a connection.
             reader.done()
+        cluster = request.path_params["cluster"] if scoped else None
+        if cluster is not None and "\x00" in cluster:
+            raise UnknownCluster(cluster)  # no cluster's name, and no text PostgreSQL stores
+
+        def check(known: list[str]) -> None:
+            if wanted_clusters is not None:
+                fields["clusters"] = reader.check_clusters(wanted_clusters, known)
+            reader.done()
+            if cluster is not None and cluster not in known:
+                raise UnknownCluster(cluster)
+
         with state.connect() as conn:
             if wanted_components is not None:
                 fields["components"] = reader.check_components(
                     wanted_components, queries.known_components(conn)
                 )
-            known = state.known_clusters(conn) if spec.clustered else []
+            if reader.problems:
+                # Every problem at once, unknown clusters included.
+                check(state.known_clusters(conn))
             if wanted_clusters is not None:
-                fields["clusters"] = reader.check_clusters(wanted_clusters, known)
-            reader.done()
-            scope = None
-            if scoped:
-                cluster = request.path_params["cluster"]
-                if cluster not in known:
-                    raise UnknownCluster(cluster)
-                fields["clusters"] = scope = [cluster]
-            else:
-                fields["by_cluster"] = len(known) > 1
-            select = dataclasses.replace(spec.build(Listing(**fields)), scope=scope)
+                fields["clusters"] = wanted_clusters
+            scope = None if cluster is None else [cluster]
+            if scope is not None:
+                fields["clusters"] = scope
             if response_format == "csv":
+                known = state.known_clusters(conn) if spec.clustered else []
+                check(known)
+                listing = Listing(**fields, by_cluster=cluster is None and len(known) > 1)
+                select = dataclasses.replace(spec.build(listing), scope=scope)
                 body = queries.run_csv(conn, select)
                 loaded_at = queries.data_loaded_at(conn, select.scope)
                 return Response(body, media_type="text/csv", headers=freshness(loaded_at))
-            body, loaded_at = queries.run_json(conn, select)
+            # One statement reads the rows and the clusters they were read with: it assumes
+            # the form (one cluster or several) the last request found, and is run again in
+            # the other form on the rare request that finds the number of clusters changed.
+            several = state.several
+            with_clusters = spec.clustered and state.has_clusters_view(conn)
+            while True:
+                listing = Listing(**fields, by_cluster=cluster is None and several)
+                select = dataclasses.replace(
+                    spec.build(listing), scope=scope, with_clusters=with_clusters
+                )
+                body, loaded_at, known = queries.run_json(conn, select)
+                check(known or [])
+                if not with_clusters or cluster is not None or (len(known) > 1) == several:
+                    break
+                several = state.several = len(known) > 1
         return Response(body, media_type="application/json", headers=freshness(loaded_at))
 
     endpoint.__name__ = ("Cluster" if scoped else "") + spec.row_name

@@ -10,13 +10,19 @@ status view; `run_csv` lets it write CSV (COPY); `run_rows` returns plain rows.
 Clusters (docs/api.md §9) are handled in two places: `_conditions` applies the cluster filter
 with the others, and `_per_cluster` makes a statement answer per cluster (the `cluster` column
 last, in the grouping and last in the order) when the listing asks for it.
+
+A statement depends only on the listing's shape (which parameters are given), not on their
+values, which are bound at execution (`Select.params`): each endpoint builds its statement once
+per shape (`_per_shape`), so a request spends no time building or compiling SQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import psycopg.sql
 import sqlalchemy as sa
@@ -24,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.engine import Connection
 
-from api.params import Listing
+from api.params import DateRange, Listing
 from core.schema import USER_COMPONENTS
 
 FLOAT8 = postgresql.DOUBLE_PRECISION
@@ -33,6 +39,7 @@ NAMES = postgresql.ARRAY(sa.Text)
 # the values client-side. The named form is the one bench/http_figures.py rewrites itself.
 PSYCOPG = psycopg_dialect.dialect()
 NAMED = psycopg_dialect.dialect(paramstyle="named")
+COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
 
 
 def _view(name: str, *columns: str) -> sa.TableClause:
@@ -101,18 +108,66 @@ class Select:
     order: Sequence[Key]
     # Names endpoints answer with an array of strings instead of objects.
     scalar: bool = False
+    # The values of the rows' bound parameters.
+    params: dict = field(default_factory=dict)
     # The clusters whose loads the freshness time is of (None: every cluster's).
     scope: Sequence[str] | None = None
+    # Whether the JSON statement also reads the clusters' names (`run_json`).
+    with_clusters: bool = False
 
-    # bench/http_figures.py times the endpoint's own statement through psycopg from these.
     @property
     def sql(self) -> str:
-        """The rows' statement with `:name` placeholders."""
-        return str(self.rows.compile(dialect=NAMED))
+        """The rows' statement with `:name` placeholders (bench/http_figures.py runs it with
+        `params` through psycopg)."""
+        return _named_sql(self.rows)
 
-    @property
-    def params(self) -> dict:
-        return self.rows.compile(dialect=NAMED).params
+
+@functools.lru_cache(maxsize=256)
+def _named_sql(rows: sa.Select) -> str:
+    return str(rows.compile(dialect=NAMED))
+
+
+# A given parameter, in a listing's shape: the statement needs its placeholder, not its value.
+_GIVEN_DAYS = DateRange(dt.date.min, dt.date.min)
+
+
+def _shape(listing: Listing) -> Listing:
+    """The listing with every given value replaced by one placeholder: what a statement is of."""
+    given = {}
+    for item in dataclasses.fields(listing):
+        value = getattr(listing, item.name)
+        if isinstance(value, DateRange):
+            given[item.name] = _GIVEN_DAYS
+        elif isinstance(value, list | tuple):
+            given[item.name] = ()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            given[item.name] = 0
+    return dataclasses.replace(listing, **given)
+
+
+def _params(listing: Listing) -> dict:
+    """The values of a listing's bound parameters, named as `_conditions` and `_days` name them."""
+    params: dict = {}
+    if listing.days is not None:
+        params.update(first=listing.days.first, last=listing.days.last)
+    for name in ("hubs", "components", "users", "usergroups", "clusters"):
+        values = getattr(listing, name)
+        if values is not None:
+            params[name] = list(values)
+    if listing.limit is not None:
+        params["limit"] = listing.limit
+    return params
+
+
+def _per_shape(build: Callable[[Listing], Select]) -> Callable[[Listing], Select]:
+    """`build` run once per shape of listing; the request's values go to `Select.params`."""
+    cached = functools.lru_cache(maxsize=256)(build)
+
+    @functools.wraps(build)
+    def select(listing: Listing) -> Select:
+        return dataclasses.replace(cached(_shape(listing)), params=_params(listing))
+
+    return select
 
 
 def _qualified(order: Sequence[Key]) -> str:
@@ -125,8 +180,8 @@ def _keys(*names: str) -> tuple[Key, ...]:
     return tuple(Key(name) for name in names)
 
 
-def _names(name: str, values: list[str]) -> sa.BindParameter:
-    return sa.bindparam(name, list(values), type_=NAMES)
+def _names(name: str) -> sa.BindParameter:
+    return sa.bindparam(name, type_=NAMES)
 
 
 def _rounded(value, places: int) -> sa.ColumnElement:
@@ -144,11 +199,10 @@ def _conditions(
     """
     conditions = []
     if dated and listing.days is not None:
-        conditions.append(view.c.date.between(*_days(listing)))
+        conditions.append(view.c.date.between(*_days()))
     for name, column in {**columns, "clusters": "cluster"}.items():
-        values = getattr(listing, name)
-        if values is not None:
-            conditions.append(view.c[column] == sa.any_(_names(name, values)))
+        if getattr(listing, name) is not None:
+            conditions.append(view.c[column] == sa.any_(_names(name)))
     return conditions
 
 
@@ -165,13 +219,11 @@ def _per_cluster(
     return (view.c.cluster,), (*columns, "cluster"), (*order, Key("cluster"))
 
 
-def _days(listing: Listing) -> tuple[sa.BindParameter, sa.BindParameter]:
-    return (
-        sa.bindparam("first", listing.days.first, type_=sa.Date),
-        sa.bindparam("last", listing.days.last, type_=sa.Date),
-    )
+def _days() -> tuple[sa.BindParameter, sa.BindParameter]:
+    return sa.bindparam("first", type_=sa.Date), sa.bindparam("last", type_=sa.Date)
 
 
+@_per_shape
 def hub_names(listing: Listing) -> Select:
     # Names, not rows: a hub name in several clusters appears once (docs/api.md §9).
     v = HUB_ACTIVITY
@@ -179,21 +231,28 @@ def hub_names(listing: Listing) -> Select:
     return Select(rows, ("hub",), _keys("hub"), scalar=True)
 
 
+@functools.cache
 def cluster_names() -> Select:
     v = CLUSTERS
     return Select(sa.select(v.c.cluster), ("cluster",), _keys("cluster"), scalar=True)
 
 
+@functools.cache
 def component_names() -> Select:
     v = COMPONENTS
     rows = sa.select(v.c.component, v.c.position).where(
-        v.c.component == sa.any_(_names("user_components", list(USER_COMPONENTS)))
+        v.c.component == sa.any_(_names("user_components"))
     )
     return Select(
-        rows, ("component",), (Key("position", nulls_last=True), Key("component")), scalar=True
+        rows,
+        ("component",),
+        (Key("position", nulls_last=True), Key("component")),
+        scalar=True,
+        params={"user_components": list(USER_COMPONENTS)},
     )
 
 
+@_per_shape
 def total_costs(listing: Listing) -> Select:
     v = TOTAL_COSTS
     cluster, columns, order = _per_cluster(
@@ -205,6 +264,7 @@ def total_costs(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def total_costs_per_hub(listing: Listing) -> Select:
     v = HUB_COSTS
     cluster, columns, order = _per_cluster(
@@ -216,6 +276,7 @@ def total_costs_per_hub(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def total_costs_per_component(listing: Listing) -> Select:
     c = COMPONENT_COSTS.alias("c")
     k = COMPONENTS.alias("k")
@@ -238,6 +299,7 @@ def total_costs_per_component(listing: Listing) -> Select:
 USER_FILTERS = {"hubs": "hub", "components": "component", "users": "username"}
 
 
+@_per_shape
 def costs_per_user(listing: Listing) -> Select:
     v = USER_COSTS_BY_GROUP
     conditions = _conditions(v, listing, {**USER_FILTERS, "usergroups": "usergroup"})
@@ -298,7 +360,7 @@ def _top_users(listing: Listing) -> sa.Select:
             .where(*_conditions(v, listing, filters))
             .subquery("keyed")
         )
-    limit = sa.bindparam("limit", listing.limit, type_=sa.BigInteger)
+    limit = sa.bindparam("limit", type_=sa.BigInteger)
     total = sa.func.sum(source.c.cost)
     if not listing.by_cluster:
         return (
@@ -320,6 +382,7 @@ def _top_users(listing: Listing) -> sa.Select:
     return sa.select(ranked.c.cluster, ranked.c.username).where(ranked.c.rank <= limit)
 
 
+@_per_shape
 def total_usage(listing: Listing) -> Select:
     v = USER_SHARES
     cluster, columns, order = _per_cluster(
@@ -339,6 +402,7 @@ def total_usage(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def total_costs_per_group(listing: Listing) -> Select:
     v = GROUP_COSTS
     cluster, columns, order = _per_cluster(
@@ -350,10 +414,11 @@ def total_costs_per_group(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def user_groups(listing: Listing) -> Select:
     # A snapshot row applies from its date until the hub's next snapshot (valid_to NULL: still).
     v = MEMBERSHIPS
-    first, last = _days(listing)
+    first, last = _days()
     filters = {"hubs": "hub", "users": "username", "usergroups": "usergroup"}
     cluster, columns, order = _per_cluster(
         listing,
@@ -373,6 +438,7 @@ def user_groups(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def users_with_multiple_groups(listing: Listing) -> Select:
     v = MULTIPLE_GROUPS
     cluster, columns, order = _per_cluster(
@@ -384,6 +450,7 @@ def users_with_multiple_groups(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+@_per_shape
 def users_with_no_groups(listing: Listing) -> Select:
     v = NO_GROUPS
     cluster, columns, order = _per_cluster(
@@ -395,8 +462,15 @@ def users_with_no_groups(listing: Listing) -> Select:
     return Select(rows, columns, order)
 
 
+_KNOWN_COMPONENTS = sa.select(COMPONENTS.c.component)
+_KNOWN_CLUSTERS = sa.select(CLUSTERS.c.cluster).order_by(CLUSTERS.c.cluster)
+_CLUSTER_NAMES = sa.select(
+    sa.func.array_agg(CLUSTERS.c.cluster).aggregate_order_by(CLUSTERS.c.cluster)
+).scalar_subquery()
+
+
 def known_components(conn: Connection) -> set[str]:
-    return set(conn.execute(sa.select(COMPONENTS.c.component)).scalars())
+    return set(conn.execute(_KNOWN_COMPONENTS).scalars())
 
 
 def has_clusters_view(conn: Connection) -> bool:
@@ -406,21 +480,30 @@ def has_clusters_view(conn: Connection) -> bool:
 
 def known_clusters(conn: Connection) -> list[str]:
     """Every cluster of the `clusters` view, by name: one or none means a single cluster."""
-    v = CLUSTERS
-    return list(conn.execute(sa.select(v.c.cluster).order_by(v.c.cluster)).scalars())
+    return list(conn.execute(_KNOWN_CLUSTERS).scalars())
 
 
-def _loaded_at(scope: Sequence[str] | None = None) -> sa.ScalarSelect:
-    """The freshness time: the latest successful chunk of any source (of the scope's clusters)."""
+def _loaded_at(scoped: bool) -> sa.ScalarSelect:
+    """The freshness time: the latest successful chunk of any source (of the `scope` clusters)."""
     v = ETL_STATUS
     latest = sa.select(sa.func.max(v.c.last_success_at))
-    if scope is not None:
-        latest = latest.where(v.c.cluster == sa.any_(_names("scope", list(scope))))
+    if scoped:
+        latest = latest.where(v.c.cluster == sa.any_(_names("scope")))
     return latest.scalar_subquery()
 
 
+@functools.cache
+def _loaded_at_statement(scoped: bool) -> sa.Select:
+    return sa.select(_loaded_at(scoped))
+
+
+def _scope_params(scope: Sequence[str] | None) -> dict:
+    return {} if scope is None else {"scope": list(scope)}
+
+
 def data_loaded_at(conn: Connection, scope: Sequence[str] | None = None) -> dt.datetime | None:
-    return conn.execute(sa.select(_loaded_at(scope))).scalar_one()
+    statement = _loaded_at_statement(scope is not None)
+    return conn.execute(statement, _scope_params(scope)).scalar_one()
 
 
 def etl_status(conn: Connection) -> list[sa.Row]:
@@ -436,36 +519,66 @@ def unmapped_services(conn: Connection) -> list[sa.Row]:
 
 def json_statement(select: Select) -> sa.Select:
     """One row: the rows as a JSON array built by PostgreSQL, and the freshness time."""
-    q = select.rows.subquery("q")
-    if select.scalar:
-        (column,) = select.columns
+    return _json_statement(
+        select.rows,
+        tuple(select.columns),
+        tuple(select.order),
+        select.scalar,
+        select.scope is not None,
+        select.with_clusters,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _json_statement(
+    rows: sa.Select,
+    columns: tuple[str, ...],
+    order: tuple[Key, ...],
+    scalar: bool,
+    scoped: bool,
+    with_clusters: bool,
+) -> sa.Select:
+    q = rows.subquery("q")
+    if scalar:
+        (column,) = columns
         element = q.c[column]
     else:
         # A row of just the output columns: its JSON keeps their order and has no spaces.
-        row = sa.select(*(q.c[c] for c in select.columns)).correlate(q).subquery("r")
+        row = sa.select(*(q.c[c] for c in columns)).correlate(q).subquery("r")
         element = sa.select(row.table_valued()).scalar_subquery()
-    rows = sa.func.json_agg(element).aggregate_order_by(*(key.over(q) for key in select.order))
-    body = sa.func.coalesce(sa.cast(rows, sa.Text), "[]")
-    return sa.select(body, _loaded_at(select.scope)).select_from(q)
+    answer = sa.func.json_agg(element).aggregate_order_by(*(key.over(q) for key in order))
+    body = sa.func.coalesce(sa.cast(answer, sa.Text), "[]")
+    clusters = (_CLUSTER_NAMES,) if with_clusters else ()
+    return sa.select(body, _loaded_at(scoped), *clusters).select_from(q)
 
 
-def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None]:
-    """The rows as one JSON array built by PostgreSQL, and the freshness time."""
-    body, loaded_at = conn.execute(json_statement(select)).one()
-    return body, loaded_at
+def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None, list[str] | None]:
+    """The rows as one JSON array built by PostgreSQL, the freshness time and, when the
+    select asks for them, the clusters' names, all read at once."""
+    params = {**select.params, **_scope_params(select.scope)}
+    body, loaded_at, *clusters = conn.execute(json_statement(select), params).one()
+    return body, loaded_at, (clusters[0] or []) if clusters else None
 
 
 def ordered_rows(select: Select) -> sa.Select:
     """The output columns of the rows, in the endpoint's order."""
-    q = select.rows.subquery("q")
+    return _ordered_rows(select.rows, tuple(select.columns), tuple(select.order))
+
+
+@functools.lru_cache(maxsize=256)
+def _ordered_rows(rows: sa.Select, columns: tuple[str, ...], order: tuple[Key, ...]) -> sa.Select:
+    q = rows.subquery("q")
     return (
-        sa.select(*(q.c[c] for c in select.columns))
+        sa.select(*(q.c[c] for c in columns))
         .select_from(q)
-        .order_by(*(key.over(q) for key in select.order))
+        .order_by(*(key.over(q) for key in order))
     )
 
 
-COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
+@functools.lru_cache(maxsize=256)
+def _copy_statement(statement: sa.Select) -> tuple[psycopg.sql.Composed, sa.engine.Compiled]:
+    compiled = statement.compile(dialect=PSYCOPG)
+    return COPY_CSV.format(psycopg.sql.SQL(str(compiled))), compiled
 
 
 def run_csv(conn: Connection, select: Select) -> str:
@@ -476,12 +589,12 @@ def run_csv(conn: Connection, select: Select) -> str:
     takes no server-side parameters: the statement is compiled for psycopg, which binds its
     parameters client-side, quoting each value.
     """
-    compiled = ordered_rows(select).compile(dialect=PSYCOPG)
-    statement = COPY_CSV.format(psycopg.sql.SQL(str(compiled)))
+    statement, compiled = _copy_statement(ordered_rows(select))
+    params = compiled.construct_params(select.params)
     with conn.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(statement, compiled.params) as copy:
+        with cursor.copy(statement, params) as copy:
             return b"".join(copy).decode()
 
 
 def run_rows(conn: Connection, select: Select) -> list[tuple]:
-    return [tuple(row) for row in conn.execute(ordered_rows(select))]
+    return [tuple(row) for row in conn.execute(ordered_rows(select), select.params)]

@@ -543,3 +543,24 @@ def test_root_answers_conform_to_the_document_with_several_clusters(several):
         if bad:
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(bad, {"type": "array", "items": schemas[spec.row_name]})
+
+
+def test_one_app_follows_the_number_of_clusters_from_request_to_request(engine, client):
+    # The app assumes the form the last request found; the statement that reads the rows also
+    # reads the clusters, and a request that finds their number changed is answered again.
+    with engine.begin() as conn:
+        load_one(conn)
+    alone = client.get(f"/total-costs-per-hub?{RANGE}").content
+    assert b'"cluster"' not in alone
+    with engine.begin() as conn:
+        add_costs(conn, COSTS_B, cluster="B")
+    several = get(client, f"/total-costs-per-hub?{RANGE}")
+    assert {r["cluster"] for r in several} == {"A", "B"}
+    assert client.get(f"/clusters/A/total-costs-per-hub?{RANGE}").content == alone
+    csv_rows = client.get(f"/total-costs-per-hub?{RANGE}&format=csv").text.splitlines()
+    assert csv_rows[0] == "date,cost,name,cluster"
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cost WHERE cluster = 'B'"))
+        conn.execute(sa.text("DELETE FROM cluster WHERE name = 'B'"))
+    assert client.get(f"/total-costs-per-hub?{RANGE}").content == alone
+    assert client.get(f"/clusters/B/total-costs-per-hub?{RANGE}").status_code == 404
