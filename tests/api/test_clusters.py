@@ -1,8 +1,10 @@
 """Several clusters in one warehouse (docs/api.md §9).
 
 Two databases: ONE holds the API tests' dataset as cluster A alone; SEVERAL holds the same A,
-plus B (other numbers, the same hub names `prod`, `staging` and `support`, and a user `alice`
-of its own), C (one staging hub-day) and D (registered, nothing loaded yet). The differential
+plus B (other numbers in its own AWS account, the same hub names `prod`, `staging` and
+`support`, and a user `alice` of its own), C (one staging hub-day, in A's AWS account, whose
+`account` slice the ETL stores under A only: docs/clusters.md §5) and D (registered, nothing
+loaded yet). The differential
 test asks every endpoint in many parameter forms: `/clusters/A/<path>` on SEVERAL must answer
 what `<path>` answers on ONE, byte for byte, JSON and CSV, status and freshness header.
 """
@@ -32,8 +34,7 @@ COSTS_B = [
     ("2026-01-04", "account", None, EC2, "50"),
     ("2026-01-04", "attributable", "prod", EC2, "7"),
     ("2026-01-04", "attributable", "staging", EC2, "3.333"),
-    # The same account total as A's that day: two clusters in one AWS account.
-    ("2026-01-05", "account", None, EC2, "30"),
+    ("2026-01-05", "account", None, EC2, "40"),
     ("2026-01-05", "attributable", "staging", EC2, "2"),
     ("2026-01-05", "attributable", "staging", S3, "0.5"),
     ("2026-01-05", "attributable", "support", "AWS Backup", "1"),
@@ -51,10 +52,8 @@ GROUPS_B = [
     ("2026-01-04", "staging", "alice", "multiple"),
     ("2026-01-04", "staging", "zed", "none"),
 ]
-COSTS_C = [
-    ("2026-01-05", "account", None, EC2, "5"),
-    ("2026-01-05", "attributable", "staging", EC2, "1"),
-]
+# C shares A's account: no `account` slice of its own.
+COSTS_C = [("2026-01-05", "attributable", "staging", EC2, "1")]
 USAGE_C = [("2026-01-05", "staging", "compute", "yan", 1)]
 GROUPS_C = [("2026-01-05", "staging", "yan", "none")]
 
@@ -273,13 +272,19 @@ def test_two_clusters_staging_hubs_are_never_summed(several):
 
 
 def test_an_account_shared_by_clusters_is_never_added_up(several):
-    # A and B report the same account total on 01-05: one row each, nothing summed.
-    account = [
-        (r["cost"], r["cluster"])
-        for r in get(several, "/total-costs?from=2026-01-05&to=2026-01-05")
-        if r["name"] == "account"
+    # One row per cluster and day, never a sum; C's account is A's, stored under A alone, so
+    # adding the `account` rows counts each account once.
+    day = "from=2026-01-05&to=2026-01-05"
+    assert [tuple(r.values()) for r in get(several, f"/total-costs?{day}")] == [
+        ("2026-01-05", 30.0, "account", "A"),
+        ("2026-01-05", 40.0, "account", "B"),
+        ("2026-01-05", 11.01, "attributable", "A"),
+        ("2026-01-05", 3.5, "attributable", "B"),
+        ("2026-01-05", 1.0, "attributable", "C"),
     ]
-    assert account == [(30.0, "A"), (30.0, "B"), (5.0, "C")]
+    assert get(several, f"/clusters/C/total-costs?{day}") == [
+        {"date": "2026-01-05", "cost": 1.0, "name": "attributable"}
+    ]
     # Group totals stay per cluster too: `none` on 01-05 is A's 6, B's 0.5 (zed) and C's 1.
     groups = get(several, "/total-costs-per-group?from=2026-01-05&to=2026-01-05")
     assert [(r["cost"], r["cluster"]) for r in groups if r["usergroup"] == "none"] == [
