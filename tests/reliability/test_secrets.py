@@ -136,7 +136,10 @@ def test_no_secret_in_logs_errors_metrics_or_the_run_log(database_url, engine, t
                 assert status < 500, (path, body)
                 outputs[f"{path} {status}"] = response_headers + body
         status, _, metrics = get(base + "/metrics", token)
-        assert status == 200 and 'hubcost_etl_failed_chunks_24h{cluster="c1",source="costs"} 2.0' in metrics
+        assert (
+            status == 200
+            and 'hubcost_etl_failed_chunks_24h{cluster="c1",source="costs"} 2.0' in metrics
+        )
     finally:
         server.signal(signal.SIGTERM)
         try:
