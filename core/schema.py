@@ -106,11 +106,23 @@ user_group_snapshot = sa.Table(
     sa.Index("user_group_snapshot_cluster_hub_date", "cluster", "hub", "date"),
 )
 
+source = sa.Table(
+    "source",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    comment="Every source the ETL has loaded or knows (run_log.source)",
+)
+
 run_log = sa.Table(
     "run_log",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
+    sa.Column(
+        "source",
+        sa.Text,
+        sa.ForeignKey("source.name", name="run_log_source_fkey"),
+        nullable=False,
+    ),
     sa.Column("first_day", sa.Date, nullable=False),
     sa.Column("last_day", sa.Date, nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),

@@ -84,7 +84,11 @@ def etl_chunks(
 
 
 def _chunks_of(source: Source, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
-    return [replace(c, cluster=source.cluster) for c in source.chunks(first, last, today)]
+    # The windows cut days; which source and cluster a chunk loads is the source's own.
+    return [
+        replace(c, source=source.name, cluster=source.cluster)
+        for c in source.chunks(first, last, today)
+    ]
 
 
 def backfill_chunks(

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from core.schema import cluster, run_log
+from core.schema import run_log, source
 from etl.windows import Chunk
 
 MAX_ERROR_CHARS = 2000
@@ -23,7 +23,8 @@ ABANDONED = "abandoned: its process stopped before finishing; its days were left
 def start_chunk(engine: Engine, chunk: Chunk, *, now: dt.datetime) -> int:
     """Insert the chunk's row as `running` in its own transaction; return its id."""
     with engine.begin() as conn:
-        conn.execute(postgresql.insert(cluster).values(name=chunk.cluster).on_conflict_do_nothing())
+        # A source registered in the code is known to the warehouse from its first chunk on.
+        conn.execute(postgresql.insert(source).values(name=chunk.source).on_conflict_do_nothing())
         return conn.execute(
             sa.insert(run_log)
             .values(
