@@ -82,7 +82,7 @@ def prometheus_of_c(tmp_path_factory, prometheus_url):
 
 @pytest.mark.prometheus
 def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
-    cli_env, engine, prometheus_url, prometheus_of_c, tmp_path
+    cli_env, engine, database_url, prometheus_url, prometheus_of_c, tmp_path
 ):
     down = f"http://127.0.0.1:{free_port()}"
     cli_env.setenv("AWS_ACCESS_KEY_ID", "AKIDPAYER")
@@ -130,6 +130,9 @@ def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
         # a's days loaded; c's first day failed and the rest of c's usage waited.
         assert usage == [("a", "succeeded", 3), ("c", "failed", 1)]
         assert select_all(conn, "SELECT DISTINCT cluster FROM usage") == [("a",)]
+    metrics = _get(database_url, "/metrics")
+    assert 'hubcost_etl_failed_chunks_24h{cluster="c",source="usage"} 1.0' in metrics
+    assert 'hubcost_etl_failed_chunks_24h{cluster="a",source="usage"} 0.0' in metrics
 
     # c's Prometheus is back: a resumed backfill loads only what is missing.
     cli_env.setenv(
@@ -149,6 +152,18 @@ def test_three_clusters_one_credential_a_shared_account_and_a_failing_cluster(
             "SELECT status, count(*) FROM run_log WHERE cluster = 'c' AND source = 'usage' "
             "GROUP BY 1 ORDER BY 1",
         ) == [("failed", 1), ("succeeded", 3)]
+
+
+def _get(database_url: str, path: str) -> str:
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.conftest import api_settings
+
+    with TestClient(create_app(api_settings(), database_url=database_url)) as client:
+        answer = client.get(path)
+    assert answer.status_code == 200
+    return answer.text
 
 
 FORMS = ("", "?hub=staging", "?limit=1", "?component=compute&format=csv")
