@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from core.schema import SUPPORT_HUB
 from etl.load import CostRow
+from etl.sources.base import RequestCounter  # counts GetCostAndUsage calls that returned
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
@@ -94,13 +95,6 @@ class CostQuery:
             linked_account=cluster.aws_account_id,
             strict_cluster_tags=cluster.strict_cluster_tags,
         )
-
-
-class RequestCounter:
-    """GetCostAndUsage calls that returned, pages included (what AWS bills)."""
-
-    def __init__(self) -> None:
-        self.count = 0
 
 
 def client_config():
