@@ -38,7 +38,6 @@ NAMES = postgresql.ARRAY(sa.Text)
 # COPY cannot take server-side parameters: its statement is compiled for psycopg, which binds
 # the values client-side. The named form is the one bench/http_figures.py rewrites itself.
 PSYCOPG = psycopg_dialect.dialect()
-NAMED = psycopg_dialect.dialect(paramstyle="named")
 COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
 
 
@@ -115,17 +114,6 @@ class Select:
     # Whether the JSON statement also reads the clusters' names (`run_json`).
     with_clusters: bool = False
 
-    @property
-    def sql(self) -> str:
-        """The rows' statement with `:name` placeholders (bench/http_figures.py runs it with
-        `params` through psycopg)."""
-        return _named_sql(self.rows)
-
-
-@functools.lru_cache(maxsize=256)
-def _named_sql(rows: sa.Select) -> str:
-    return str(rows.compile(dialect=NAMED))
-
 
 # A given parameter, in a listing's shape: the statement needs its placeholder, not its value.
 _GIVEN_DAYS = DateRange(dt.date.min, dt.date.min)
@@ -168,12 +156,6 @@ def _per_shape(build: Callable[[Listing], Select]) -> Callable[[Listing], Select
         return dataclasses.replace(cached(_shape(listing)), params=_params(listing))
 
     return select
-
-
-def _qualified(order: Sequence[Key]) -> str:
-    """The ORDER BY list over the rows aliased `q` (bench/http_figures.py), compiled."""
-    q = sa.table("q", *(sa.column(key.column) for key in order))
-    return ", ".join(str(key.over(q).compile(dialect=NAMED)) for key in order)
 
 
 def _keys(*names: str) -> tuple[Key, ...]:
@@ -594,6 +576,12 @@ def run_csv(conn: Connection, select: Select) -> str:
     with conn.connection.driver_connection.cursor() as cursor:
         with cursor.copy(statement, params) as copy:
             return b"".join(copy).decode()
+
+
+def psycopg_statement(select: Select) -> tuple[str, dict]:
+    """`run_rows`'s statement as psycopg runs it: its SQL text and the bound parameters."""
+    compiled = ordered_rows(select).compile(dialect=PSYCOPG)
+    return str(compiled), compiled.construct_params(select.params)
 
 
 def run_rows(conn: Connection, select: Select) -> list[tuple]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -139,18 +138,12 @@ BULK = {"/costs-per-user": queries.costs_per_user, "/total-usage": queries.total
 
 def bare_sql_seconds(database_url: str, build, listing: Listing, *, repeat: int):
     """The endpoint's own statement (api.queries.run_rows's), fetched as rows by psycopg."""
-    select = build(listing)
-    columns = ", ".join(f'q."{c}"' for c in select.columns)
-    statement = (
-        f"SELECT {columns} FROM ({select.sql}) q ORDER BY {queries._qualified(select.order)}"
-    )
-    # SQLAlchemy's :name parameters in psycopg's %(name)s form (`::` casts untouched).
-    statement = re.sub(r"(?<![:\w]):([a-z_]+)", r"%(\1)s", statement)
+    statement, params = queries.psycopg_statement(build(listing))
     times, rows = [], 0
     with psycopg.connect(database_url) as conn:
         for _ in range(repeat):
             started = time.perf_counter()
-            rows = len(conn.execute(statement, select.params).fetchall())
+            rows = len(conn.execute(statement, params).fetchall())
             times.append(time.perf_counter() - started)
     return statistics.median(times), rows
 
