@@ -8,6 +8,7 @@ them: their SQL lives whole in the migration that creates or changes them.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
 
@@ -138,6 +139,38 @@ run_log = sa.Table(
     sa.Index("run_log_started", "started_at"),
 )
 
+budget = sa.Table(
+    "budget",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("cluster", sa.Text, nullable=True),
+    sa.Column("hub", sa.Text, nullable=True),
+    sa.Column("usergroup", sa.Text, nullable=True),
+    sa.Column("username", sa.Text, nullable=True),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("period", sa.Text, nullable=False),
+    sa.Column("start_date", sa.Date, nullable=True),
+    sa.Column(
+        "alert_at",
+        postgresql.ARRAY(sa.Integer),
+        nullable=False,
+        server_default=sa.text("'{50,80,100}'::integer[]"),
+    ),
+    sa.Column(
+        "notify",
+        postgresql.ARRAY(sa.Text),
+        nullable=False,
+        server_default=sa.text("'{}'::text[]"),
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    comment="Budgets: a scope (any of cluster, hub, usergroup, username; NULL = any), an amount "
+    "in USD per period, alert thresholds in percent and the named webhooks to notify.",
+)
+BUDGET_PERIODS = ("month", "quarter", "year", "total")
+DEFAULT_ALERT_AT = (50, 80, 100)
+
 # The public views, in dependency order. docs/sql.md documents each one.
 PUBLIC_VIEWS = (
     "components",
@@ -157,6 +190,9 @@ PUBLIC_VIEWS = (
     "users_with_no_groups",
     "unmapped_services",
     "clusters",
+    "budgets",
+    "cost_anomalies",
+    "budget_status",
 )
 STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)
