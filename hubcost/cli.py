@@ -1,4 +1,4 @@
-"""The `hubcost` command: migrate, serve, run, etl, backfill; the one module above `etl` and `api`.
+"""The `hubcost` command: migrate, serve, run, etl, backfill, budget; the one module above `etl` and `api`.
 
 Each subcommand reads the settings once, builds its engine and clients here at the edge, and
 hands them to the code that does the work. A bad setting or bad argument prints one line
@@ -15,7 +15,9 @@ import signal
 import sys
 import threading
 
+from core.budgets import BudgetError
 from core.settings import Settings, SettingsError
+from hubcost import budget_commands
 
 log = logging.getLogger("hubcost")
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="skip chunks that already succeeded in the window"
     )
     backfill.add_argument("--cluster", metavar="NAME", help="only this cluster's sources")
+    budget_commands.add_budget_parser(sub)
     return parser
 
 
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         log.warning("stopped by SIGTERM: the chunk in flight was rolled back and marked failed")
         return EXIT_TERMINATED
-    except (EmbeddedUnavailable, UnknownCluster) as exc:
+    except (EmbeddedUnavailable, UnknownCluster, BudgetError) as exc:
         print(f"hubcost: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -229,6 +232,7 @@ COMMANDS = {
     "run": cmd_run,
     "etl": cmd_etl,
     "backfill": cmd_backfill,
+    "budget": budget_commands.cmd_budget,
 }
 
 if __name__ == "__main__":
