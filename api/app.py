@@ -24,6 +24,7 @@ from api.auth import BearerToken
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
 from api.openapi import openapi_document
+from api.ui.pages import ui_routes
 from core import bootstrap, migrate
 from core.settings import Settings
 
@@ -123,6 +124,7 @@ def create_app(
         ),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *ui_routes(),
     ]
     middleware = [Middleware(RequestMetrics, metrics=state.metrics), Middleware(UnexpectedErrors)]
     if settings.api_token is not None:

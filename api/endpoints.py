@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy.exc
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from api import queries
 from api.errors import ApiError, DatabaseUnavailable, is_unavailable
@@ -281,6 +281,10 @@ def iso_utc(moment: dt.datetime) -> str:
 
 
 def index(request: Request) -> Response:
+    if "text/html" in request.headers.get("accept", ""):
+        # A browser is sent to the pages (docs/pages.md); API clients get this JSON index.
+        root = request.scope.get("root_path", "").rstrip("/")
+        return RedirectResponse(f"{root}/ui/", status_code=303, headers={"Vary": "Accept"})
     state = request.app.state.hubcost
     body = {
         "message": "hubcost: what each JupyterHub hub, component, group and user cost",

@@ -145,7 +145,8 @@ def first_screen(settings: Settings, *, host: str, port: int, scheduler: bool) -
         data += "; loaded by `hubcost etl`, not by this process"
     lines = [
         f"hubcost is listening on http://{host}:{port}",
-        f"  open      http://{open_host}:{port}/  (the index; /openapi.json lists every endpoint)",
+        f"  open      http://{open_host}:{port}/ui/  (the cost pages, in a browser)",
+        f"  api       http://{open_host}:{port}/  (the JSON index; /openapi.json lists every endpoint)",
         f"  database  {database}",
         f"  data      {data}",
         "  stop      Ctrl-C",
