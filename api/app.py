@@ -25,6 +25,7 @@ from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
 from api.openapi import openapi_document
 from api.ui.pages import ui_routes
+from api.ui.access import access_middleware
 from core import bootstrap, migrate
 from core.settings import Settings
 
@@ -126,9 +127,16 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ui_routes(),
     ]
-    middleware = [Middleware(RequestMetrics, metrics=state.metrics), Middleware(UnexpectedErrors)]
-    if settings.api_token is not None:
-        middleware.append(Middleware(BearerToken, token=settings.api_token.reveal()))
+    middleware = [
+        Middleware(RequestMetrics, metrics=state.metrics),
+        Middleware(UnexpectedErrors),
+        *access_middleware(settings),
+    ]
+    if settings.api_token is not None or settings.jupyterhub is not None:
+        # As a JupyterHub service without API_TOKEN the JSON API is closed: every hub user can
+        # reach it through the hub's proxy, and it would show them everyone's costs.
+        token = settings.api_token.reveal() if settings.api_token is not None else None
+        middleware.append(Middleware(BearerToken, token=token))
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -114,6 +114,19 @@ class Settings:
     # environment's defaults of its clusters.
     clusters: tuple[ClusterConfig, ...]
     clusters_file: Path | None
+    # Who may see the pages (docs/pages.md, "Who may see what").
+    ui_session_secret: Secret | None
+    ui_session_hours: int
+    ui_admin_groups: tuple[str, ...]
+    ui_hub: str | None
+    jupyterhub: JupyterHubService | None  # set when hubcost runs as a JupyterHub service
+
+    @property
+    def ui_access(self) -> str:
+        """How the pages are guarded: `jupyterhub` (OAuth), `token` (API_TOKEN), or `open`."""
+        if self.jupyterhub is not None:
+            return "jupyterhub"
+        return "token" if self.api_token is not None else "open"
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -194,8 +207,82 @@ class Settings:
             data_dir=_data_dir(env.text("HUBCOST_DATA_DIR")),
             clusters=clusters,
             clusters_file=clusters_file,
+            ui_session_secret=env.secret("UI_SESSION_SECRET"),
+            ui_session_hours=env.integer("UI_SESSION_HOURS", default=12, minimum=1, maximum=720),
+            ui_admin_groups=_names(env.text("UI_ADMIN_GROUPS")),
+            ui_hub=env.text("UI_HUB"),
+            jupyterhub=_jupyterhub_service(env),
         )
+        if settings.jupyterhub is not None and settings.ui_hub is None:
+            raise SettingsError(
+                "UI_HUB is not set but hubcost runs as a JupyterHub service (JUPYTERHUB_* "
+                "variables set): set UI_HUB to this hub's name in the warehouse, whose costs "
+                "its users see"
+            )
         return settings
+
+
+@dataclass(frozen=True)
+class JupyterHubService:
+    """What JupyterHub tells a service it runs (its JUPYTERHUB_* variables)."""
+
+    api_url: str  # the hub's REST API, e.g. http://127.0.0.1:8081/hub/api
+    api_token: Secret  # the service's own token; its OAuth client secret too
+    service_prefix: str  # where the proxy sends the service's requests, e.g. /services/hubcost/
+    client_id: str  # the service's OAuth client, e.g. service-hubcost
+    oauth_callback_url: str  # where the hub sends a user back with an OAuth code
+    base_url: str  # the hub's own base URL (JUPYTERHUB_BASE_URL), usually /
+    host: str  # the hub's public host when it uses subdomains (JUPYTERHUB_HOST), else ""
+    public_url: str | None  # JUPYTERHUB_PUBLIC_URL: https there means Secure cookies
+
+
+# Any of these set means hubcost runs as a JupyterHub service; then all are needed.
+JUPYTERHUB_SERVICE_VARIABLES = (
+    "JUPYTERHUB_API_URL",
+    "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_SERVICE_PREFIX",
+    "JUPYTERHUB_CLIENT_ID",
+)
+
+
+def _jupyterhub_service(env: _Env) -> JupyterHubService | None:
+    present = [name for name in JUPYTERHUB_SERVICE_VARIABLES if env.text(name)]
+    if not present:
+        return None
+    for name in JUPYTERHUB_SERVICE_VARIABLES:
+        if env.text(name) is None:
+            raise SettingsError(
+                f"{name} is not set but {', '.join(present)} is: as a JupyterHub service, "
+                f"hubcost needs all of {', '.join(JUPYTERHUB_SERVICE_VARIABLES)}"
+            )
+    api_url = env.text("JUPYTERHUB_API_URL")
+    if not api_url.startswith(("http://", "https://")):
+        raise SettingsError(f"JUPYTERHUB_API_URL must be an http(s) URL, got {api_url!r}")
+    prefix = _slashed(env.text("JUPYTERHUB_SERVICE_PREFIX"))
+    callback = env.text("JUPYTERHUB_OAUTH_CALLBACK_URL") or prefix + "oauth_callback"
+    public_url = env.text("JUPYTERHUB_PUBLIC_URL")
+    return JupyterHubService(
+        api_url=api_url,
+        api_token=env.secret("JUPYTERHUB_API_TOKEN"),
+        service_prefix=prefix,
+        client_id=env.text("JUPYTERHUB_CLIENT_ID"),
+        oauth_callback_url=callback,
+        base_url=_slashed(env.text("JUPYTERHUB_BASE_URL") or "/"),
+        host=env.text("JUPYTERHUB_HOST") or "",
+        public_url=public_url,
+    )
+
+
+def _slashed(path: str) -> str:
+    """A URL path with one leading and one trailing slash."""
+    return "/" + path.strip("/") + "/" if path.strip("/") else "/"
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list of names, spaces around each and empty items dropped."""
+    if value is None:
+        return ()
+    return tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
 
 
 def _clusters_file(env: _Env) -> Path | None:
