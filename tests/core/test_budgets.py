@@ -25,6 +25,7 @@ from core.budgets import (
     remove_budget,
     save_budget,
 )
+from tests.conftest import ROOT
 from tests.rows import select_all
 
 HUB_A = Budget(name="hub-a", hub="hub-a", amount=Decimal("500"))
@@ -400,3 +401,17 @@ def test_a_second_writer_waits_for_the_first(engine):
             second.rollback()
     with engine.begin() as c:
         assert [change.kind for change in apply_budgets(c, [POOL])] == ["add", "remove"]
+
+
+def test_the_documented_example_file_reads_as_documented(tmp_path):
+    guide = (ROOT / "docs" / "budgets.md").read_text(encoding="utf-8")
+    section = guide.split("### 4.1 The budgets file", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    budgets = read_budgets_file(write(tmp_path, example))
+    assert [(b.name, b.scope, str(b.amount), b.period) for b in budgets] == [
+        ("hub-a", "hub=hub-a", "500.00", "month"),
+        ("physics on hub-b", "hub=hub-b group=physics", "300.00", "quarter"),
+        ("prepaid-credits", "cluster=openscapes", "25000.00", "total"),
+    ]
+    assert budgets[0].notify == ("community-slack",)
+    assert budgets[2].start_date == dt.date(2026, 1, 1)
