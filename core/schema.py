@@ -171,6 +171,51 @@ budget = sa.Table(
 BUDGET_PERIODS = ("month", "quarter", "year", "total")
 DEFAULT_ALERT_AT = (50, 80, 100)
 
+notification_event = sa.Table(
+    "notification_event",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("cluster", sa.Text, nullable=True),
+    sa.Column("budget", sa.Text, nullable=True),
+    sa.Column("about_day", sa.Date, nullable=False),
+    sa.Column(
+        "detected_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "details", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
+    ),
+    sa.UniqueConstraint("key", name="notification_event_key_key"),
+    comment="Every notification event, once: key names what it is about (budget_threshold:"
+    "<budget>:<period_start>:<percent>, budget_forecast:<budget>:<period_start>, cost_anomaly:"
+    "<cluster>:<scope>:<hub>:<user>:<date>); amounts in details are exact numeric text.",
+)
+NOTIFICATION_KINDS = ("budget_threshold", "budget_forecast", "cost_anomaly")
+
+notification_delivery = sa.Table(
+    "notification_delivery",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.BigInteger,
+        sa.ForeignKey("notification_event.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("receiver", sa.Text, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index(
+        "notification_delivery_pending",
+        "event_id",
+        postgresql_where=sa.text("delivered_at IS NULL"),
+    ),
+    comment="One row per event and receiver (the webhook's name, never its URL): attempts "
+    "made, when it was delivered, and the last failure, a text free of the URL.",
+)
+
 # The public views, in dependency order. docs/sql.md documents each one.
 PUBLIC_VIEWS = (
     "components",
@@ -193,6 +238,7 @@ PUBLIC_VIEWS = (
     "budgets",
     "cost_anomalies",
     "budget_status",
+    "notification_status",
 )
 STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from core.clusters import ClusterConfig
+    from core.webhooks import Webhook
 
 AWS_CONFIGURED_BY = (
     "AWS_PROFILE",
@@ -100,6 +102,12 @@ class Settings:
     lookback_days: int
     initial_days: int
     etl_cron: str
+    # After each run (docs/budgets.md §3, §5): the anomaly rule and where events are posted.
+    anomaly_factor: Decimal
+    anomaly_min_usd: Decimal
+    notify_webhooks: tuple[Webhook, ...]
+    notify_timeout_s: float
+    notify_max_seconds: float
     api_token: Secret | None
     max_range_days: int
     db_pool_size: int
@@ -144,6 +152,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         from core.clusters import cluster_from_env, clusters_from_file, inherited_environment
+        from core.webhooks import parse_webhooks
 
         environ = os.environ if environ is None else environ
         env = _Env(environ)
@@ -190,6 +199,11 @@ class Settings:
             lookback_days=single.lookback_days,
             initial_days=single.initial_days,
             etl_cron=_cron(env.text("ETL_CRON") or "0 */6 * * *"),
+            anomaly_factor=_decimal(env, "ANOMALY_FACTOR", default="5", above_zero=True),
+            anomaly_min_usd=_decimal(env, "ANOMALY_MIN_USD", default="5", above_zero=False),
+            notify_webhooks=parse_webhooks(env.text("NOTIFY_WEBHOOK_URLS")),
+            notify_timeout_s=env.number("NOTIFY_TIMEOUT_S", default=5.0, minimum=0.1),
+            notify_max_seconds=env.number("NOTIFY_MAX_SECONDS", default=30.0, minimum=1.0),
             api_token=env.secret("API_TOKEN"),
             max_range_days=env.integer("MAX_RANGE_DAYS", default=1100, minimum=1, maximum=36600),
             db_pool_size=env.integer("DB_POOL_SIZE", default=5, minimum=1, maximum=100),
@@ -428,3 +442,16 @@ def _identifier(name: str, value: str) -> str:
             f"{name} must be a plain SQL identifier (letters, digits, _), got {value!r}"
         )
     return value.lower()
+
+
+def _decimal(env: _Env, name: str, *, default: str, above_zero: bool) -> Decimal:
+    """A finite decimal number, more than 0 (above_zero) or at least 0."""
+    value = env.text(name) or default
+    bound = "more than 0" if above_zero else "at least 0"
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be a decimal number {bound}, got {value!r}") from None
+    if not parsed.is_finite() or parsed < 0 or (above_zero and parsed == 0):
+        raise SettingsError(f"{name} must be a decimal number {bound}, got {value!r}")
+    return parsed
