@@ -1,4 +1,5 @@
-"""`/metrics`: request counts and latencies per endpoint, and per source the ETL figures.
+"""`/metrics`: request counts and latencies per endpoint, per source the ETL figures, and the
+budgets, anomalies and webhook delivery figures (api/budget_metrics.py).
 
 Each app has its own registry (so tests start from zero). The ETL figures come from the status
 view at scrape time, through the API's read-only role like everything else it serves; each
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import queries
+from api.budget_metrics import BudgetFigures
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -90,6 +92,8 @@ class ApiMetrics:
             ["service", "cluster"],
             registry=r,
         )
+        self.budgets = BudgetFigures()
+        r.register(self.budgets)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
@@ -159,6 +163,7 @@ def metrics_endpoint(request: Request) -> Response:
         with state.connect() as conn:
             metrics.set_status(queries.etl_status(conn))
             metrics.set_unmapped_services(queries.unmapped_services(conn))
+            metrics.budgets.read(conn, state.today())
     except sqlalchemy.exc.SQLAlchemyError:
         # The scrape still answers: the request figures matter most when the database is down.
         metrics.database_up.set(0)

@@ -22,7 +22,7 @@ from tests.dashboards.sample_data import load_sample
 
 GUIDE = ROOT / "docs" / "operations.md"
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
-SERIES = re.compile(r"\bhubcost_(?:api|etl)_[a-z0-9_]+")
+SERIES = re.compile(r"\bhubcost_(?:api|etl|budget|cost_anomalies|notifications?)_[a-z0-9_]+")
 SETTING = re.compile(r"`([A-Z][A-Z0-9_]{2,})`")
 # Variables that are not hubcost's settings: boto3's, Grafana's and the provisioning file's.
 FOREIGN_PREFIXES = ("AWS_", "GF_", "HUBCOST_")
