@@ -197,11 +197,14 @@ LANGUAGE sql STABLE AS $fn$
 $fn$;
 """
 
-# Every budget's period containing as_of, with spend through the last day with cost loaded
-# (in the budget's cluster, or any) not after as_of, and the forecast: spend + the days left
-# in the period x the mean daily cost of the last 7 loaded days (fewer at the warehouse's
-# start). A total budget (a credit pool) has no period end: no forecast at an end, but the day
-# its amount runs out. A total budget starting after as_of has no row.
+# Every budget's period containing as_of (UTC calendar periods; a total budget, a credit pool,
+# runs from its start with no end), with spend through the last loaded day (a day with cost in
+# the budget's cluster, or any) not after as_of, and the forecast: spend + the days left in the
+# period x the mean daily cost of the last 7 loaded days (fewer at the warehouse's start; the
+# scope's days without cost count as 0). A total budget has no end to forecast at, only the day
+# its amount is reached. The projected day is left NULL beyond the period, or a century for a
+# pool, before it is turned into a date (a tiny rate would overflow one). A total budget
+# starting after as_of has no row.
 STATUS_FUNCTION = """
 CREATE FUNCTION budget_status(as_of date)
 RETURNS TABLE (
@@ -227,51 +230,56 @@ LANGUAGE sql STABLE AS $fn$
         FROM budgets b
         WHERE b.period <> 'total' OR b.start_date <= as_of
     ), loaded AS (
-        SELECT p.*,
-               (SELECT max(t.date) FROM total_costs t
-                WHERE t.date <= as_of AND (p.cluster IS NULL OR t.cluster = p.cluster))
-                   AS last_day,
-               (SELECT min(t.date) FROM total_costs t
-                WHERE p.cluster IS NULL OR t.cluster = p.cluster) AS first_day
+        SELECT p.*, w.last_day, w.window_start, w.window_days
         FROM period p
+        CROSS JOIN LATERAL (
+            SELECT max(d.date) AS last_day, min(d.date) AS window_start,
+                   count(*)::integer AS window_days
+            FROM (SELECT DISTINCT t.date FROM total_costs t
+                  WHERE t.date <= as_of AND (p.cluster IS NULL OR t.cluster = p.cluster)
+                  ORDER BY t.date DESC LIMIT 7) d
+        ) w
     ), spend AS (
         SELECT l.*,
                coalesce(s.spent, 0) AS spent,
-               s.recent / nullif(l.last_day - greatest(l.first_day, l.last_day - 6) + 1, 0)
-                   AS daily_rate,
-               s.reached_on
+               s.recent,
+               s.reached_on,
+               greatest(l.last_day, l.period_start - 1) AS counted_through
         FROM loaded l
         LEFT JOIN LATERAL (
             SELECT sum(d.cost) FILTER (WHERE d.date >= l.period_start) AS spent,
-                   coalesce(sum(d.cost) FILTER (WHERE d.date >= l.last_day - 6), 0) AS recent,
-                   min(d.date) FILTER (WHERE d.date >= l.period_start AND d.running >= l.amount)
-                       AS reached_on
+                   coalesce(sum(d.cost) FILTER (WHERE d.date >= l.window_start), 0) AS recent,
+                   min(d.date) FILTER (WHERE d.running >= l.amount) AS reached_on
             FROM (
+                -- running is NULL before the period starts: those days are the rate's only.
                 SELECT c.date, c.cost,
                        sum(c.cost) FILTER (WHERE c.date >= l.period_start)
                            OVER (ORDER BY c.date) AS running
                 FROM budget_scope_costs(l.cluster, l.hub, l.usergroup, l.username,
-                                        least(l.period_start, l.last_day - 6), l.last_day) c
+                                        least(l.period_start, l.window_start), l.last_day) c
             ) d
         ) s ON l.last_day IS NOT NULL
     ), projected AS (
+        -- Multiplied before dividing by the window's days, so that the forecast and the days
+        -- to the amount are exact where the arithmetic is.
         SELECT s.*,
-               -- NULL for a total budget: it has no end to forecast at.
-               s.period_end - greatest(s.last_day, s.period_start - 1) AS days_left,
-               greatest(s.last_day, s.period_start - 1) AS counted_through
+               s.recent / s.window_days AS daily_rate,
+               s.spent + (s.period_end - s.counted_through) * s.recent / s.window_days
+                   AS forecast,
+               CASE WHEN s.recent > 0 AND s.reached_on IS NULL
+                    THEN ceil((s.amount - s.spent) * s.window_days / s.recent)
+               END AS days_to_amount
         FROM spend s
     )
     SELECT p.name, p.cluster, p.hub, p.usergroup, p.username, p.period,
            p.period_start, p.period_end, p.amount, p.last_day, p.spent, p.daily_rate,
-           p.spent + p.days_left * p.daily_rate AS forecast,
+           p.forecast,
            p.spent / p.amount AS spent_ratio,
-           (p.spent + p.days_left * p.daily_rate) / p.amount AS forecast_ratio,
+           p.forecast / p.amount AS forecast_ratio,
            coalesce(
                p.reached_on,
-               (SELECT day FROM (
-                    SELECT p.counted_through
-                           + ceil((p.amount - p.spent) / p.daily_rate)::integer AS day) r
-                WHERE p.daily_rate > 0 AND (p.period_end IS NULL OR r.day <= p.period_end))
+               CASE WHEN p.days_to_amount <= coalesce(p.period_end - p.counted_through, 36525)
+                    THEN p.counted_through + p.days_to_amount::integer END
            ) AS amount_reached_on,
            p.alert_at
     FROM projected p
@@ -279,11 +287,12 @@ $fn$;
 """
 
 BUDGET_STATUS_COMMENT = (
-    "budget_status(current_date): every budget's current period, spend through the last "
+    "budget_status(today, UTC): every budget's current period, spend through the last "
     "loaded day, daily rate, forecast at the period end and the day the amount is (or is "
     "forecast to be) reached. Call budget_status(date) for another day."
 )
-BUDGET_STATUS = "SELECT * FROM budget_status(current_date)"
+# Today in UTC, whatever the session's time zone (current_date follows it).
+BUDGET_STATUS = "SELECT * FROM budget_status((now() AT TIME ZONE 'UTC')::date)"
 
 VIEWS = [
     ("budgets", BUDGETS_COMMENT, BUDGETS),
@@ -317,9 +326,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION budget_scope_costs(text, text, text, text, date, date)")
     for name, _comment, _sql in reversed(VIEWS):
         drop_view(name)
-    op.execute(
-        "DROP FUNCTION attribution.detect_anomalies(text[], date, date, numeric, numeric)"
-    )
+    op.execute("DROP FUNCTION attribution.detect_anomalies(text[], date, date, numeric, numeric)")
     op.execute("DROP FUNCTION attribution.median(numeric[])")
     op.execute("DROP TABLE attribution.cost_anomaly")
     op.execute("DROP INDEX attribution.group_cost_daily_usergroup_date")
