@@ -15,7 +15,7 @@ from tests.dashboards.sample_data import load_sample
 
 CATALOGUE = ROOT / "docs" / "sql.md"
 VIEW_HEADING = re.compile(r"^### `(?P<name>[a-z_]+)`$")
-COLUMN_ROW = re.compile(r"^\| `(?P<column>[a-z_0-9]+)` \| `(?P<type>[a-z ]+)` \|")
+COLUMN_ROW = re.compile(r"^\| `(?P<column>[a-z_0-9]+)` \| `(?P<type>[A-Za-z ]+)` \|")
 SQL_BLOCK = re.compile(r"^```sql\n(?P<sql>.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
