@@ -4,6 +4,9 @@ catalogue's ready queries are run against.
 January 2026, hubs prod, staging and support. Prod has compute and home-storage usage by alice
 and bob; staging has compute usage by carol but none of its home storage is used (unattributed);
 support is untagged cost with no usage (unattributed compute). Alice is in two groups.
+Each cluster has three budgets of its own (its prod hub's month, its physics group's quarter,
+a credit pool of alice's) and two cost anomalies on its last day, written as the ETL's
+detection would have (three days are too few for the rule itself).
 
 By default that month is one cluster's, the single-cluster warehouse's `default`. With
 `clusters=CLUSTERS` it is loaded twice: `east` has exactly the month above and `west` a month
@@ -15,6 +18,7 @@ one cluster's groups to the other's users, gives a different answer than each cl
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -113,15 +117,85 @@ def _west_month() -> tuple[list, list, list]:
     return costs, usage, groups
 
 
+# attribution.cost_anomaly, written by the ETL's detection; tests write it directly.
+COST_ANOMALY = sa.table(
+    "cost_anomaly",
+    *(
+        sa.column(name)
+        for name in (
+            "cluster",
+            "date",
+            "scope",
+            "hub",
+            "username",
+            "cost",
+            "baseline",
+            "mad",
+            "score",
+            "history_days",
+        )
+    ),
+    schema="attribution",
+)
+
+
+def _budgets(cluster: str) -> list[dict]:
+    none = {"hub": None, "usergroup": None, "username": None, "start_date": None}
+    return [
+        none | {"name": f"prod-{cluster}", "hub": "prod", "amount": 100, "period": "month"},
+        none
+        | {"name": f"physics-{cluster}", "usergroup": "physics", "amount": 40, "period": "quarter"},
+        none
+        | {
+            "name": f"alice-{cluster}",
+            "username": "alice",
+            "amount": 25,
+            "period": "total",
+            "start_date": dt.date.fromisoformat(FIRST_DAY),
+        },
+    ]
+
+
+def _anomalies(cluster: str) -> list[dict]:
+    """(scope, hub, username, cost, baseline, mad) on the last day, each cluster its own."""
+    rows = (
+        [("hub", "staging", "", 9, 4, "0.5"), ("user", "dev", "erin", 6, "1.5", "0.25")]
+        if cluster == WEST
+        else [("hub", "prod", "", 40, 25, 1), ("user", "prod", "alice", 30, 18, 2)]
+    )
+    return [
+        {
+            "cluster": cluster,
+            "date": dt.date.fromisoformat(DAYS[-1]),
+            "scope": scope,
+            "hub": hub,
+            "username": username,
+            "cost": Decimal(str(cost)),
+            "baseline": Decimal(str(baseline)),
+            "mad": Decimal(mad),
+            "score": (Decimal(str(cost)) - Decimal(str(baseline)))
+            / (Decimal("1.4826") * Decimal(mad)),
+            "history_days": 28,
+        }
+        for scope, hub, username, cost, baseline, mad in rows
+    ]
+
+
 def load_sample(
     conn, *, now: dt.datetime, clusters: tuple[str, ...] = (schema.DEFAULT_CLUSTER,)
 ) -> None:
-    """Each cluster's month, and a successful run of each source for each cluster."""
+    """Each cluster's month, budgets and anomalies, and a successful run of each source for
+    each cluster."""
     for cluster in clusters:
         costs, usage, groups = _west_month() if cluster == WEST else _month()
         add_costs(conn, costs, cluster=cluster)
         add_usage(conn, usage, cluster=cluster)
         add_groups(conn, groups, cluster=cluster)
+        conn.execute(
+            sa.insert(schema.budget),
+            [{"cluster": cluster} | budget for budget in _budgets(cluster)],
+        )
+        conn.execute(sa.insert(COST_ANOMALY), _anomalies(cluster))
     conn.execute(
         sa.insert(schema.run_log),
         [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -43,6 +44,7 @@ DATED_VIEWS = (
     "group_costs",
     "user_shares",
     "hub_activity",
+    "cost_anomalies",
 )
 # A narrower choice than "All", to run every panel with a single-valued selection too.
 NARROW = {"hub": ["prod"], "component": ["compute"], "group": ["physics"]}
@@ -358,3 +360,41 @@ def test_top_users_panel_respects_the_limit_and_counts_a_user_once(reader):
         "WHERE username IN ('alice', 'bob') GROUP BY 1 ORDER BY 2 DESC",
     )
     assert rows == totals
+
+
+def test_a_budget_of_any_cluster_is_listed_whatever_clusters_are_selected(conn):
+    """Its row counts every cluster's cost and carries no cluster name; the others' rows are
+    those of the selected clusters."""
+    load_sample(conn, now=dt.datetime.now(dt.UTC), clusters=CLUSTERS)
+    conn.execute(
+        sa.text("INSERT INTO budget (name, amount, period) VALUES ('everything', 500, 'month')")
+    )
+    conn.execute(sa.text(f'SET ROLE "{READER_ROLE}"'))
+    dashboard = grafana.load(grafana.DASHBOARDS / "postgres" / "costs.json")
+    definitions = grafana.variables(dashboard)
+    panel = next(p for p in grafana.panels(dashboard) if p["title"].startswith("Budgets"))
+    sql = panel["targets"][0]["rawSql"]
+    spent = {}
+    for selected in (["east"], list(CLUSTERS)):
+        values = variable_values(conn, dashboard, {"cluster": selected})
+        columns, rows = _run(conn, grafana.expand_sql(sql, values, definitions))
+        names = [name for name, _ in columns]
+        by_budget = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+        spent[len(selected)] = {budget: row["spent"] for budget, row in by_budget.items()}
+    # The attributable cost of January 5 to 7: east 3 x 38.75 + 3, west 3 x 36.5 + 3.
+    assert spent[1] == {
+        "alice-east": Decimal("43.50"),
+        "everything": Decimal("231.75"),
+        "physics-east": Decimal("61.50"),
+        "prod-east": Decimal("73.50"),
+    }
+    assert spent[2]["everything"] == Decimal("231.75")
+    assert sorted(spent[2]) == [
+        "east / alice-east",
+        "east / physics-east",
+        "east / prod-east",
+        "everything",
+        "west / alice-west",
+        "west / physics-west",
+        "west / prod-west",
+    ]
