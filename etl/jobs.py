@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.database import ETL_RUN_LOCK, advisory_lock
 from etl import runs
+from etl.alerts import Alerts
 from etl.load import LoadError
 from etl.sources.base import RequestCounter, Source, Sources
 from etl.sources.cost_explorer import CostExplorerError, CredentialsError
@@ -57,10 +58,12 @@ class RunResult:
     in_progress: bool = False  # another run held the lock; nothing was done
     credentials_problem: str | None = None
     errors: list[str] = field(default_factory=list)
+    loaded: list[Chunk] = field(default_factory=list)  # the chunks that succeeded
+    evaluation_failed: bool = False  # budgets and anomalies could not be evaluated
 
     @property
     def exit_status(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.evaluation_failed else 0
 
 
 # ---- the work, with everything passed in ----
@@ -123,8 +126,9 @@ def run_etl(
     lookback_days: int,
     initial_days: int,
     progress: Callable[[list[Chunk]], Iterable[Chunk]] | None = None,
+    alerts: Alerts | None = None,
 ) -> RunResult:
-    """One `hubcost etl` run under the run lock."""
+    """One `hubcost etl` run under the run lock, then its alerts (etl.alerts)."""
 
     def work() -> RunResult:
         chunks = etl_chunks(
@@ -136,7 +140,7 @@ def run_etl(
         )
         return run_chunks(engine, sources, chunks, clock=clock, progress=progress)
 
-    return _under_run_lock(engine, clock, work)
+    return _under_run_lock(engine, clock, work, alerts)
 
 
 def run_backfill(
@@ -149,8 +153,9 @@ def run_backfill(
     resume: bool,
     clock: Clock,
     progress: Callable[[list[Chunk]], Iterable[Chunk]] | None = None,
+    alerts: Alerts | None = None,
 ) -> RunResult:
-    """Replace every chunk of first..last (both inclusive) under the run lock."""
+    """Replace every chunk of first..last (both inclusive) under the run lock, then alert."""
 
     def work() -> RunResult:
         chunks, skipped = backfill_chunks(
@@ -168,17 +173,29 @@ def run_backfill(
         result.skipped += skipped
         return result
 
-    return _under_run_lock(engine, clock, work)
+    return _under_run_lock(engine, clock, work, alerts)
 
 
-def _under_run_lock(engine: Engine, clock: Clock, work: Callable[[], RunResult]) -> RunResult:
-    """Run `work` holding the ETL run lock; if another run holds it, do nothing and say so."""
+def _under_run_lock(
+    engine: Engine, clock: Clock, work: Callable[[], RunResult], alerts: Alerts | None = None
+) -> RunResult:
+    """Run `work` holding the ETL run lock; if another run holds it, do nothing and say so.
+
+    The loaded days are evaluated before the lock goes; notifications are delivered after.
+    """
     with engine.connect() as lock_conn, advisory_lock(lock_conn, ETL_RUN_LOCK) as taken:
         if not taken:
             log.info("an ETL run is in progress elsewhere; this one does nothing")
             return RunResult(in_progress=True)
         _close_abandoned(engine, clock)
-        return work()
+        result = work()
+        if alerts is not None:
+            result.evaluation_failed = not alerts.evaluate(
+                engine, result.loaded, today=clock().date()
+            )
+    if alerts is not None:
+        alerts.deliver(engine, clock=clock)
+    return result
 
 
 def _close_abandoned(engine: Engine, clock: Clock) -> None:
@@ -220,6 +237,7 @@ def run_chunks(
                 result.credentials_problem = str(exc)
         else:
             result.succeeded += 1
+            result.loaded.append(chunk)
     if stopped:
         names = sorted(f"{cluster} {source}" if cluster else source for cluster, source in stopped)
         log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(names))
@@ -296,6 +314,7 @@ def etl_command(settings, *, cluster: str | None = None, clock: Clock = utc_now)
             clock=clock,
             lookback_days=settings.lookback_days,
             initial_days=DEMO_DAYS if sources.demo else settings.initial_days,
+            alerts=Alerts.from_settings(settings),
         )
     finally:
         engine.dispose()
@@ -317,6 +336,7 @@ def backfill_command(
             resume=resume,
             clock=clock,
             progress=terminal_progress,
+            alerts=Alerts.from_settings(settings),
         )
     finally:
         engine.dispose()

@@ -14,14 +14,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from etl import jobs
+from etl.alerts import Alerts
 
 log = logging.getLogger("hubcost.scheduler")
 
 
-def scheduled_run(engine, sources, *, lookback_days: int, initial_days: int, clock=jobs.utc_now):
-    """One scheduled run; its outcome is logged (the run log has the details)."""
+def scheduled_run(
+    engine, sources, *, lookback_days: int, initial_days: int, alerts=None, clock=jobs.utc_now
+):
+    """One scheduled run and its alerts; its outcome is logged (the run log has the details)."""
     result = jobs.run_etl(
-        engine, sources, clock=clock, lookback_days=lookback_days, initial_days=initial_days
+        engine,
+        sources,
+        clock=clock,
+        lookback_days=lookback_days,
+        initial_days=initial_days,
+        alerts=alerts,
     )
     if result.in_progress:
         log.info("skipped: another ETL run holds the lock")
@@ -58,6 +66,7 @@ def start_scheduler(settings, *, engine=None, sources=None) -> BackgroundSchedul
         "sources": sources,
         "lookback_days": settings.lookback_days,
         "initial_days": jobs.DEMO_DAYS if sources.demo else settings.initial_days,
+        "alerts": Alerts.from_settings(settings),
     }
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
