@@ -5,6 +5,8 @@
 3. throughput of the dashboard mix with 8 concurrent clients
 4. the 30-day Prometheus backfill and the daily `hubcost etl` (Cost Explorer answered locally)
 5. peak RSS of `hubcost serve` under 3 and of the ETL commands of 4
+6. budgets and anomalies (200 budgets): `/budgets` and `/cost-anomalies` beside their SQL, and
+   the ETL's added time for evaluating them after a daily run
 
 The database is BENCH_DATABASE_URL, else the embedded PostgreSQL under var/bench-pgdata.
 The generated warehouse and the Prometheus history are reused while their markers match.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import http_figures, warehouse
+from bench import budget_figures, http_figures, warehouse
 from bench.server import ApiServer, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +146,9 @@ def main() -> None:
     results["load_average_before"] = os.getloadavg()
     results["api"] = api_figures(url, size)
     results["load_average_after_api"] = os.getloadavg()
+    results["budgets"] = budget_figures.figures(
+        url, LAST_DAY, rounds=size["rounds"], log_path=VAR / "bench-serve.log"
+    )
     if not args.skip_etl:
         results["etl"] = etl_part(size, args.quick)
     out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
@@ -259,6 +264,7 @@ def report(r: dict) -> str:
         f"{api['serve_hwm_after_dashboards_mib']:.0f} MiB, after bulk "
         f"{api['serve_hwm_after_bulk_mib']:.0f} MiB)"
     )
+    lines.extend(budget_figures.report(r["budgets"]))
     return "\n".join(lines)
 
 
