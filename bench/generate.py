@@ -3,7 +3,10 @@
 Scale (issue 5): a year of days, 50 hubs, 5,000 users (100 per hub), about 600 of them running
 servers on a given day, every user with a home directory, 40 groups with about 10% of users in
 several, and every cost slice (account, attributable, home, core). Deterministic: the same seed
-gives the same rows.
+gives the same rows. Smaller warehouses (fewer hubs, users and active users a day) are the
+same rows' shape at a smaller scale, and `cluster_column=False` writes them as the revisions
+before 0006 stored them (no `cluster` column, no `cluster` table), for the upgrade tests and
+the migration's lock figure.
 
     python -m bench.generate --database-url URL [--days 365] [--end 2026-10-31]
 """
@@ -41,12 +44,12 @@ SERVICES = [
 GIB = 2**30
 
 
-def users():
+def users(hubs: int = len(HUBS), users_per_hub: int = USERS_PER_HUB):
     """(hub, username, groups): each user in one hub; ~10% in two or three groups."""
     rng = random.Random(1)
     result = []
-    for h, hub in enumerate(HUBS):
-        for u in range(USERS_PER_HUB):
+    for h, hub in enumerate(HUBS[:hubs]):
+        for u in range(users_per_hub):
             name = f"user-{h:02d}-{u:03d}"
             roll = rng.random()
             if roll < 0.05:
@@ -63,11 +66,11 @@ def _money(x: float) -> str:
     return str(Decimal(x).quantize(Decimal("0.0000000001")))
 
 
-def cost_rows(day: dt.date, rng: random.Random):
+def cost_rows(day: dt.date, rng: random.Random, hubs: list[str] = HUBS):
     for service, base in SERVICES:
-        account = base * len(HUBS) * 1.3 * rng.uniform(0.8, 1.2)
+        account = base * len(hubs) * 1.3 * rng.uniform(0.8, 1.2)
         yield (day, "account", None, service, _money(account))
-    for hub in HUBS + ["support"]:
+    for hub in hubs + ["support"]:
         for service, base in SERVICES:
             yield (day, "attributable", hub, service, _money(base * rng.uniform(0.5, 1.5)))
         yield (day, "home", hub, "EC2 - Other", _money(4 * rng.uniform(0.5, 1.5)))
@@ -81,8 +84,8 @@ def cost_rows(day: dt.date, rng: random.Random):
         )
 
 
-def usage_rows(day: dt.date, population, rng: random.Random):
-    active = rng.sample(range(len(population)), ACTIVE_PER_DAY)
+def usage_rows(day: dt.date, population, rng: random.Random, active_per_day: int = ACTIVE_PER_DAY):
+    active = rng.sample(range(len(population)), active_per_day)
     for i in active:
         hub, name, _ = population[i]
         gib_hours = rng.uniform(0.5, 16) * rng.uniform(1, 24)
@@ -102,51 +105,81 @@ def group_rows(day: dt.date, population):
             yield (day, hub, name, group, name)
 
 
-def generate(database_url: str, *, days: int, end: dt.date) -> dict:
-    population = users()
+COST_COLUMNS = ("date", "slice", "hub", "service", "amount", "unit", "metric", "estimated")
+USAGE_COLUMNS = ("date", "hub", "component", "username", "value", "unit", "cpu_core_hours")
+GROUP_COLUMNS = ("date", "hub", "username", "usergroup", "username_escaped")
+RUN_LOG_COLUMNS = (
+    "source",
+    "first_day",
+    "last_day",
+    "started_at",
+    "finished_at",
+    "status",
+    "rows",
+    "requests",
+)
+
+
+def _columns(names: tuple[str, ...], cluster_column: bool) -> str:
+    return ", ".join((*names, "cluster") if cluster_column else names)
+
+
+def generate(
+    database_url: str,
+    *,
+    days: int,
+    end: dt.date,
+    hubs: int = len(HUBS),
+    users_per_hub: int = USERS_PER_HUB,
+    active_per_day: int = ACTIVE_PER_DAY,
+    cluster_column: bool = True,
+) -> dict:
+    """Empty the facts and write `days` days to `end`; `cluster_column=False` for revision 0005."""
+    population = users(hubs, users_per_hub)
+    hub_names = HUBS[:hubs]
     first = end - dt.timedelta(days=days - 1)
     counts = {"cost": 0, "usage": 0, "user_group_snapshot": 0}
+    cluster = (CLUSTER,) if cluster_column else ()
     started = time.perf_counter()
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur:
-            cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log, cluster")
-            cur.execute("INSERT INTO cluster (name) VALUES (%s)", (CLUSTER,))
+            if cluster_column:
+                cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log, cluster")
+                cur.execute("INSERT INTO cluster (name) VALUES (%s)", (CLUSTER,))
+            else:
+                cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log")
             # One rollup rebuild at the end instead of one per COPY (needs a superuser).
             cur.execute("SET session_replication_role = replica")
             for offset in range(days):
                 day = first + dt.timedelta(days=offset)
                 rng = random.Random(day.toordinal())
                 with cur.copy(
-                    "COPY cost (date, slice, hub, service, amount, unit, metric, estimated, cluster) "
-                    "FROM STDIN"
+                    f"COPY cost ({_columns(COST_COLUMNS, cluster_column)}) FROM STDIN"
                 ) as copy:
-                    for row in cost_rows(day, rng):
-                        copy.write_row((*row, "USD", "UnblendedCost", False, CLUSTER))
+                    for row in cost_rows(day, rng, hub_names):
+                        copy.write_row((*row, "USD", "UnblendedCost", False, *cluster))
                         counts["cost"] += 1
                 with cur.copy(
-                    "COPY usage (date, hub, component, username, value, unit, cpu_core_hours, cluster) "
-                    "FROM STDIN"
+                    f"COPY usage ({_columns(USAGE_COLUMNS, cluster_column)}) FROM STDIN"
                 ) as copy:
-                    for row in usage_rows(day, population, rng):
-                        copy.write_row((*row, CLUSTER))
+                    for row in usage_rows(day, population, rng, active_per_day):
+                        copy.write_row((*row, *cluster))
                         counts["usage"] += 1
                 with cur.copy(
-                    "COPY user_group_snapshot (date, hub, username, usergroup, username_escaped, "
-                    "cluster) "
+                    f"COPY user_group_snapshot ({_columns(GROUP_COLUMNS, cluster_column)}) "
                     "FROM STDIN"
                 ) as copy:
                     for row in group_rows(day, population):
-                        copy.write_row((*row, CLUSTER))
+                        copy.write_row((*row, *cluster))
                         counts["user_group_snapshot"] += 1
             now = dt.datetime.now(dt.UTC)
-            for source in ("costs", "usage"):
-                cur.execute(
-                    "INSERT INTO run_log (cluster, source, first_day, last_day, started_at, "
-                    "finished_at, status, rows, requests) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, 'succeeded', %s, %s)",
-                    (CLUSTER, source, first, end, now, now, counts["cost"], 4),
-                )
+            with cur.copy(
+                f"COPY run_log ({_columns(RUN_LOG_COLUMNS, cluster_column)}) FROM STDIN"
+            ) as copy:
+                for source in ("costs", "usage"):
+                    rows = counts["cost"] if source == "costs" else counts["usage"]
+                    copy.write_row((source, first, end, now, now, "succeeded", rows, 4, *cluster))
             cur.execute("SET session_replication_role = DEFAULT")
             loaded = time.perf_counter()
             cur.execute("SELECT attribution.refresh_all()")

@@ -7,10 +7,7 @@ parameter forms, the database is upgraded with the configured cluster name, and 
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -18,8 +15,8 @@ from api.endpoints import LIST_ENDPOINTS
 from core import migrate
 from core.database import create_engine
 from tests.api.conftest import api_settings, fixed_clock
-from tests.api.dataset import COSTS, GROUPS, USAGE
 from tests.conftest import READER_ROLE
+from tests.migrations.releases import load_contract_days_at_0005
 from tests.rows import select_all
 
 FORMS = (
@@ -30,47 +27,6 @@ FORMS = (
     "?from=2026-01-04&to=2026-01-05&limit=1",
     "?from=2026-01-04&to=2026-01-05&hub=staging&component=compute&format=csv",
 )
-
-
-def _load_at_0005(conn) -> None:
-    """The API tests' warehouse, written as a 0005 warehouse holds it (no cluster column)."""
-    conn.execute(
-        sa.text(
-            "INSERT INTO cost (date, slice, hub, service, amount, unit, metric, estimated) "
-            "VALUES (:date, :slice, :hub, :service, :amount, 'USD', 'UnblendedCost', false)"
-        ),
-        [
-            dict(zip(("date", "slice", "hub", "service", "amount"), row, strict=True))
-            for row in COSTS
-        ],
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO usage (date, hub, component, username, value, unit) VALUES "
-            "(:date, :hub, :component, :username, :value, "
-            "CASE WHEN :component = 'compute' THEN 'GiB-hours' ELSE 'GiB' END)"
-        ),
-        [
-            dict(zip(("date", "hub", "component", "username", "value"), row, strict=True))
-            for row in USAGE
-        ],
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO user_group_snapshot (date, hub, username, usergroup, username_escaped) "
-            "VALUES (:date, :hub, :username, :usergroup, :username)"
-        ),
-        [dict(zip(("date", "hub", "username", "usergroup"), row, strict=True)) for row in GROUPS],
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO run_log (source, first_day, last_day, started_at, finished_at, status, "
-            "rows, requests) VALUES "
-            "('costs', '2026-01-04', '2026-01-05', :at, :at, 'succeeded', 13, 4), "
-            "('usage', '2026-01-05', '2026-01-05', :at, :at, 'succeeded', 11, 4)"
-        ),
-        {"at": dt.datetime(2026, 1, 9, 6, tzinfo=dt.UTC)},
-    )
 
 
 def _answers(database_url: str) -> dict[str, tuple[int, str]]:
@@ -93,7 +49,7 @@ def test_a_loaded_warehouse_upgraded_to_clusters_answers_every_endpoint_as_befor
     try:
         migrate.upgrade(engine, api_db_role=READER_ROLE, revision="0005")
         with engine.begin() as conn:
-            _load_at_0005(conn)
+            load_contract_days_at_0005(conn)
         before = _answers(empty_database_url)
         assert sum(status == 200 and body not in ("[]", "") for status, body in before.values())
 
@@ -118,7 +74,7 @@ def test_without_a_configured_name_the_rows_go_to_the_default_cluster(empty_data
     try:
         migrate.upgrade(engine, api_db_role=READER_ROLE, revision="0005")
         with engine.begin() as conn:
-            _load_at_0005(conn)
+            load_contract_days_at_0005(conn)
         migrate.upgrade(engine, api_db_role=READER_ROLE)
         with engine.connect() as conn:
             assert select_all(conn, "SELECT DISTINCT cluster FROM cost") == [("default",)]
