@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy.exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -88,7 +89,11 @@ def database_error(request: Request, exc: Exception) -> Response:
 
 
 def is_unavailable(exc: Exception) -> bool:
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.OperationalError):
+    # psycopg's own errors reach here from COPY (CSV answers), which runs on the driver's cursor.
+    if isinstance(
+        exc,
+        sqlalchemy.exc.TimeoutError | sqlalchemy.exc.OperationalError | psycopg.OperationalError,
+    ):
         return True
     return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
 
@@ -97,6 +102,7 @@ EXCEPTION_HANDLERS = {
     ApiError: api_error,
     HTTPException: http_error,
     sqlalchemy.exc.SQLAlchemyError: database_error,
+    psycopg.Error: database_error,
 }
 
 

@@ -126,6 +126,18 @@ def test_a_statement_timeout_is_a_503(make_client, monkeypatch):
     assert assert_plain_error(client.get("/total-costs"), 503) == "database unavailable"
 
 
+def test_a_csv_answer_that_waits_past_the_statement_timeout_is_a_503(make_client, engine):
+    # CSV is written by COPY on the driver's cursor, whose errors are psycopg's own: here only
+    # the COPY reads the locked table, the statements before it do not.
+    client = make_client(STATEMENT_TIMEOUT_MS="1000")
+    with engine.begin() as conn:
+        conn.execute(sa.text("LOCK TABLE user_group_snapshot IN ACCESS EXCLUSIVE MODE"))
+        for query in ("format=csv", "format=json"):
+            response = client.get(f"/user-groups?{query}")
+            assert assert_plain_error(response, 503) == "database unavailable", query
+    assert client.get("/user-groups?format=csv").status_code == 200
+
+
 def test_an_unreachable_database_is_a_503_not_a_500(unreachable_client):
     assert unreachable_client.get("/").status_code == 200
     for path in ("/total-costs", "/costs-per-user?component=compute", "/health/ready"):
