@@ -182,6 +182,8 @@ def generate(
                     copy.write_row((source, first, end, now, now, "succeeded", rows, 4, *cluster))
             cur.execute("SET session_replication_role = DEFAULT")
             loaded = time.perf_counter()
+            # Without statistics of the new rows the rebuild's joins are planned as nested loops.
+            cur.execute("ANALYZE cost, usage, user_group_snapshot")
             cur.execute("SELECT attribution.refresh_all()")
             counts["rollup_seconds"] = round(time.perf_counter() - loaded, 1)
         conn.commit()

@@ -719,6 +719,9 @@ def upgrade() -> None:
         assigned,
     )
     op.execute(CLUSTER_KEYS)
+    # The rebuild below plans its joins from these tables' statistics, which know nothing
+    # of the new column yet: without them it scanned all the usage once per rollup row.
+    op.execute("ANALYZE cost, usage, user_group_snapshot")
 
     op.execute(ROLLUP_TABLES)
     # component_cost_moves is read by the refresh function, so it comes first.
