@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.endpoints import FRESHNESS_HEADER, LIST_ENDPOINTS, ListEndpoint
+from api.endpoints import FRESHNESS_HEADER, LIST_ENDPOINTS, ROOT_ENDPOINTS, ListEndpoint
 from tests.api.conftest import api_settings, fixed_clock
 
 MONTH = "from=2025-12-01&to=2025-12-31"
@@ -35,12 +35,13 @@ DATE_FORMS = (
     "from=2020-01-01&to=2026-01-05",  # 422: range_too_long
     "from=bad",  # 422: date_parsing
 )
-VALUES = {
-    "hubs": ("hub-03", "prod", "support", "staging"),
+VALUES = {  # the generated month's, the contract days' and the demo source's names
+    "hubs": ("hub-03", "prod", "workshop"),
     "components": ("compute", "home storage", "object storage"),
-    "users": ("user-03-017", "alice", "erin"),
-    "usergroups": ("group-07", "g1", "none"),
+    "users": ("user-03-017", "alice", "grace.hopper"),
+    "usergroups": ("group-07", "g1", "research"),
 }
+AS_OF_FORMS = ("", "as_of=2026-01-05", "as_of=2025-12-15", "as_of=2027-01-01", "as_of=bad")
 UNKNOWN = {"components": "gpu"}  # a 422 naming the known ones; other unknown names match nothing
 EXTRA_FORMS = {
     "/costs-per-user": (
@@ -82,24 +83,41 @@ def filter_forms(spec: ListEndpoint) -> Iterable[str]:
             yield "&".join(part for part in (base, f"{param}={value}") if part)
 
 
-def forms(spec: ListEndpoint) -> list[str]:
-    """The query strings of one endpoint, each also with `format=csv`."""
-    queries = [*(DATE_FORMS if spec.dates else ("",)), *filter_forms(spec)]
-    queries += EXTRA_FORMS.get(spec.path, ())
+def forms(spec: ListEndpoint, clusters: tuple[str, ...] = ()) -> list[str]:
+    """The query strings of one endpoint, each also with `format=csv`; with `clusters`, the
+    `cluster` filter of the root paths too (a known name, several, an unknown one)."""
+    queries = [*(DATE_FORMS if spec.dates else AS_OF_FORMS if spec.as_of else ("",))]
+    queries += [*filter_forms(spec), *EXTRA_FORMS.get(spec.path, ())]
     if spec.limit:
         queries.append(f"{MONTH}&limit=5")
+    if clusters and spec.takes_cluster:
+        base = BOTH_PARTS if spec.dates else ""
+        for value in (clusters[0], f"{{{','.join(clusters)}}}", "all", "nowhere"):
+            queries.append("&".join(p for p in (base, f"cluster={value}") if p))
     return [
         q for query in queries for q in (query, "&".join(p for p in (query, "format=csv") if p))
     ]
 
 
-def requests(prefix: str = "") -> list[str]:
-    """Every URL: each list endpoint's path (under `prefix`, e.g. /clusters/x) and forms."""
+def requests(
+    prefix: str = "", endpoints=LIST_ENDPOINTS, clusters: tuple[str, ...] = ()
+) -> list[str]:
+    """Every URL: each endpoint's path (under `prefix`, e.g. /clusters/x) and forms."""
     return [
         f"{prefix}{spec.path}" + (f"?{query}" if query else "")
-        for spec in LIST_ENDPOINTS
-        for query in forms(spec)
+        for spec in endpoints
+        for query in forms(spec, clusters)
     ]
+
+
+def head_requests(clusters: tuple[str, ...]) -> list[str]:
+    """What a warehouse at head answers besides the list endpoints at their paths: the same
+    under each cluster's prefix, the root endpoints, the index and the readiness probe."""
+    urls = ["/", "/health/ready"]
+    urls += requests(endpoints=(*LIST_ENDPOINTS, *ROOT_ENDPOINTS), clusters=clusters)
+    for cluster in clusters:
+        urls += requests(prefix=f"/clusters/{cluster}")
+    return urls
 
 
 Answer = tuple[int, str, str | None, bytes]
@@ -118,11 +136,14 @@ def ask(client: TestClient, urls: Iterable[str]) -> dict[str, Answer]:
     return answers
 
 
-def every_answer(database_url: str, *, prefix: str = "") -> dict[str, Answer]:
-    """Every request of `requests(prefix)` to a fresh app on the database, by URL without it."""
+def every_answer(
+    database_url: str, *, prefix: str = "", urls: list[str] | None = None
+) -> dict[str, Answer]:
+    """Every request of `urls` (by default `requests(prefix)`) to a fresh app on the
+    database, by URL without the prefix."""
     app = create_app(api_settings(), database_url=database_url, clock=fixed_clock)
     with TestClient(app) as client:
-        answers = ask(client, requests(prefix))
+        answers = ask(client, requests(prefix) if urls is None else urls)
     return {url.removeprefix(prefix): answer for url, answer in answers.items()}
 
 
