@@ -15,6 +15,12 @@ fresh database (from template0) with the guide's command. Then:
   the same, the root ones and those under /clusters/<name> included;
 - the same backfill (two loaded days again, two new ones) run on both gives the same rows,
   timestamps aside, and the same answers.
+
+Restored on another server (a throwaway cluster of the test's own), a dump needs the roles
+first: roles belong to the server, not to the database's archive. Without the read-only role
+the restore stops at its first grant and leaves the database empty; with the owner and reader
+roles made as the guide says, the owner (not a superuser) restores it, and the API, connected
+as the owner and dropping to the reader, answers as the original did.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from tests.conftest import READER_ROLE
 from tests.migrations.answers import Answer, differences, every_answer, head_requests, requests
 from tests.reliability import pg_tools
 from tests.reliability.processes import child_env, run_hubcost
+from tests.reliability.throwaway_postgres import ThrowawayPostgres
 
 pytestmark = pytest.mark.slow
 
 LOADED = ("2025-12-01", "2026-01-10")
 NEXT_RUN = ("2026-01-09", "2026-01-12")
 SCHEMAS = ("public", "attribution")
+OWNER = "hubcost"
 
 
 @pytest.fixture
@@ -173,3 +181,56 @@ def test_a_restored_dump_is_the_same_warehouse_and_loads_on(
         )
         == []
     )
+
+
+@pytest.fixture
+def other_server():
+    pg = ThrowawayPostgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def test_on_another_server_the_roles_come_first_then_the_owner_restores(
+    database_url, admin_engine, other_server, tmp_path
+):
+    load(database_url, tmp_path)
+    dump = tmp_path / "hubcost.dump"
+    tools = pg_tools.client_bin_dir(pg_tools.server_major(admin_engine))
+    pg_tools.run(
+        tools, "pg_dump", "--format=custom", f"--file={dump}", pg_tools.libpq_url(database_url)
+    )
+    pg = other_server
+    admin = sa.create_engine(pg.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {OWNER} LOGIN"))
+            conn.execute(sa.text(f"CREATE DATABASE hubcost OWNER {OWNER} TEMPLATE template0"))
+        url = sa.engine.make_url(pg.url("hubcost")).set(username=OWNER).render_as_string(False)
+        restore = (
+            "pg_restore",
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+            f"--dbname={pg_tools.libpq_url(url)}",
+            str(dump),
+        )
+        with pytest.raises(AssertionError, match=f'role "{READER_ROLE}" does not exist'):
+            pg_tools.run(pg.bin, *restore)
+        assert every_row(url) == {}  # one transaction: nothing was left half restored
+
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {READER_ROLE} LOGIN"))
+            conn.execute(sa.text(f"GRANT {READER_ROLE} TO {OWNER}"))
+        pg_tools.run(pg.bin, *restore)
+        pg_tools.run(pg.bin, "vacuumdb", "--analyze-only", f"--dbname={pg_tools.libpq_url(url)}")
+        assert "migrated the database" not in hubcost_ok(["migrate"], url, tmp_path, "migrate")
+        assert every_row(url) == every_row(database_url)
+        urls = head_requests((DEMO_CLUSTER,))
+        assert (
+            differences(every_answer(database_url, urls=urls), every_answer(url, urls=urls)) == []
+        )
+    finally:
+        admin.dispose()
