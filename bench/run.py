@@ -7,6 +7,7 @@
 5. peak RSS of `hubcost serve` under 3 and of the ETL commands of 4
 6. budgets and anomalies (200 budgets): `/budgets` and `/cost-anomalies` beside their SQL, and
    the ETL's added time for evaluating them after a daily run
+7. the pages under /ui/: weight and time to first paint in headless chromium
 
 The database is BENCH_DATABASE_URL, else the embedded PostgreSQL under var/bench-pgdata.
 The generated warehouse and the Prometheus history are reused while their markers match.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import budget_figures, http_figures, warehouse
+from bench import budget_figures, http_figures, page_figures, warehouse
 from bench.server import ApiServer, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,6 +150,9 @@ def main() -> None:
     results["budgets"] = budget_figures.figures(
         url, LAST_DAY, rounds=size["rounds"], log_path=VAR / "bench-serve.log"
     )
+    results["pages"] = page_figures.figures(
+        url, LAST_DAY, rounds=size["rounds"], log_path=VAR / "bench-serve.log"
+    )
     if not args.skip_etl:
         results["etl"] = etl_part(size, args.quick)
     out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
@@ -265,6 +269,7 @@ def report(r: dict) -> str:
         f"{api['serve_hwm_after_bulk_mib']:.0f} MiB)"
     )
     lines.extend(budget_figures.report(r["budgets"]))
+    lines.extend(page_figures.report(r["pages"]))
     return "\n".join(lines)
 
 
