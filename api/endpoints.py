@@ -4,7 +4,9 @@
 and the OpenAPI document are both built from it, so they cannot disagree. Each one is served
 twice (docs/api.md §9): at its path, for every cluster (with a `cluster` filter, and a `cluster`
 key on each row when there are several), and under `/clusters/{cluster}`, as the
-single-cluster contract scoped to that cluster. `CLUSTER_NAMES` lists the clusters.
+single-cluster contract scoped to that cluster. `ROOT_ENDPOINTS` are served at their path
+only: `CLUSTER_NAMES` lists the clusters; `BUDGETS` and `COST_ANOMALIES`, whose rows always carry
+their cluster, answer for every cluster (docs/api.md §9.4).
 """
 
 from __future__ import annotations
@@ -44,10 +46,18 @@ class ListEndpoint:
     order: str = ""
     # Reads per-cluster data: takes the `cluster` filter and is served under CLUSTER_PREFIX.
     clustered: bool = True
+    # Served at its path only, but its rows carry `cluster` and it takes the `cluster` filter.
+    cluster_filter: bool = False
+    # Takes one day, `as_of` (default today), instead of a range.
+    as_of: bool = False
 
     @property
     def cluster_path(self) -> str:
         return CLUSTER_PREFIX + self.path
+
+    @property
+    def takes_cluster(self) -> bool:
+        return self.clustered or self.cluster_filter
 
 
 class UnknownCluster(ApiError):
@@ -182,7 +192,7 @@ LIST_ENDPOINTS = (
         order="hub, username",
     ),
 )
-# Not part of the single-cluster contract: served at its path only.
+# Not part of the single-cluster contract: served at their paths only (docs/api.md §9.4).
 CLUSTER_NAMES = ListEndpoint(
     "/cluster-names",
     "Cluster names",
@@ -195,7 +205,36 @@ CLUSTER_NAMES = ListEndpoint(
     order="name",
     clustered=False,
 )
-ROUTED_ENDPOINTS = (*LIST_ENDPOINTS, CLUSTER_NAMES)
+BUDGETS = ListEndpoint(
+    "/budgets",
+    "Budgets",
+    "Every budget's status on `as_of`: the period containing it, the amount, the spend "
+    "through the last loaded day not after `as_of`, the forecast at the period end (spent + "
+    "days left x the mean daily cost of the last 7 loaded days) and the ratios to the amount "
+    "(docs/budgets.md §2). A group budget counts a user in several groups in each.",
+    queries.budgets,
+    "Budget",
+    queries.BUDGET_KEYS,
+    dates=False,
+    as_of=True,
+    order="name",
+    clustered=False,
+)
+COST_ANOMALIES = ListEndpoint(
+    "/cost-anomalies",
+    "Cost anomalies",
+    "The days on which a hub's or a user's cost rose far above its own baseline (the median "
+    "of its previous 28 days), as the ETL detected them (docs/budgets.md §3).",
+    queries.cost_anomalies,
+    "CostAnomaly",
+    queries.ANOMALY_KEYS,
+    filters={"hub": "hubs", "user": "users"},
+    order="date descending, score descending, cluster, scope, hub, user",
+    clustered=False,
+    cluster_filter=True,
+)
+ROOT_ENDPOINTS = (CLUSTER_NAMES, BUDGETS, COST_ANOMALIES)
+ROUTED_ENDPOINTS = (*LIST_ENDPOINTS, *ROOT_ENDPOINTS)
 
 
 def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
@@ -207,11 +246,13 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
         fields: dict = {}
         if spec.dates:
             fields["days"] = reader.days(state.today(), state.settings.max_range_days)
+        if spec.as_of:
+            fields["as_of"] = reader.as_of(state.today())
         for param, name in spec.filters.items():
             fields[name] = reader.names(param)
         if spec.limit:
             fields["limit"] = reader.limit()
-        wanted_clusters = reader.names("cluster") if spec.clustered and not scoped else None
+        wanted_clusters = reader.names("cluster") if spec.takes_cluster and not scoped else None
         response_format = reader.response_format(request.headers.get("accept", ""))
         wanted_components = fields.get("components")
         if wanted_components is None and wanted_clusters is None:
@@ -242,9 +283,10 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
             if scope is not None:
                 fields["clusters"] = scope
             if response_format == "csv":
-                known = state.known_clusters(conn) if spec.clustered else []
+                known = state.known_clusters(conn) if spec.takes_cluster else []
                 check(known)
-                listing = Listing(**fields, by_cluster=cluster is None and len(known) > 1)
+                by_cluster = spec.clustered and cluster is None and len(known) > 1
+                listing = Listing(**fields, by_cluster=by_cluster)
                 select = dataclasses.replace(spec.build(listing), scope=scope)
                 body = queries.run_csv(conn, select)
                 loaded_at = queries.data_loaded_at(conn, select.scope)
@@ -253,15 +295,17 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
             # the form (one cluster or several) the last request found, and is run again in
             # the other form on the rare request that finds the number of clusters changed.
             several = state.several
-            with_clusters = spec.clustered and state.has_clusters_view(conn)
+            with_clusters = spec.takes_cluster and state.has_clusters_view(conn)
             while True:
-                listing = Listing(**fields, by_cluster=cluster is None and several)
+                by_cluster = spec.clustered and cluster is None and several
+                listing = Listing(**fields, by_cluster=by_cluster)
                 select = dataclasses.replace(
                     spec.build(listing), scope=scope, with_clusters=with_clusters
                 )
                 body, loaded_at, known = queries.run_json(conn, select)
                 check(known or [])
-                if not with_clusters or cluster is not None or (len(known) > 1) == several:
+                one_form = not spec.clustered or not with_clusters or cluster is not None
+                if one_form or (len(known) > 1) == several:
                     break
                 several = state.several = len(known) > 1
         return Response(body, media_type="application/json", headers=freshness(loaded_at))

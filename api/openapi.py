@@ -9,6 +9,7 @@ key `cluster`, and under /clusters/{cluster}, the single-cluster contract.
 from __future__ import annotations
 
 from api.endpoints import LIST_ENDPOINTS, ROUTED_ENDPOINTS, ListEndpoint
+from core.schema import BUDGET_PERIODS
 
 DAY = {
     "anyOf": [
@@ -21,6 +22,7 @@ DATE_DESCRIPTION = {
     "from": "First day (inclusive). YYYY-MM-DD, an ISO 8601 date-time (`Z` or an offset; none "
     "means UTC) or epoch milliseconds; each becomes a UTC calendar day. Default: `to` - 30 days.",
     "to": "Last day (inclusive), same forms as `from`. Default and upper bound: today (UTC).",
+    "as_of": "The day of the status, in the forms of `from`. Default and upper bound: today (UTC).",
 }
 FILTER_DESCRIPTION = (
     "Any of these names (exact match). Repeat the parameter or use Grafana's `{a,b}`; absent, "
@@ -47,13 +49,62 @@ COLUMN_SCHEMAS = {
     "date": {"type": "string", "format": "date"},
     "cost": {"type": "number", "description": "USD, rounded half up to 2 decimals"},
 }
-VALUE_SCHEMAS = {
-    "UserCost": {"type": "number", "description": "USD, rounded half up to 4 decimals"},
+
+
+def _nullable(type_: str, description: str, **schema) -> dict:
+    return {"type": [type_, "null"], "description": description, **schema}
+
+
+USD = {"type": "number", "description": "USD, rounded half up to 2 decimals"}
+# Per row schema, the columns whose schema differs from COLUMN_SCHEMAS' (or a string's).
+ROW_COLUMN_SCHEMAS = {
+    "UserCost": {
+        "value": {"type": "number", "description": "USD, rounded half up to 4 decimals"},
+    },
     "UsageShare": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 1,
-        "description": "the user's share of the hub's usage, unrounded",
+        "value": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "the user's share of the hub's usage, unrounded",
+        },
+    },
+    "Budget": {
+        "cluster": _nullable("string", "the scope's cluster; null: every cluster"),
+        "hub": _nullable("string", "the scope's hub; null: any hub"),
+        "usergroup": _nullable("string", "the scope's user group; null: any group"),
+        "user": _nullable("string", "the scope's user; null: any user"),
+        "period": {"type": "string", "enum": list(BUDGET_PERIODS)},
+        "period_start": {"type": "string", "format": "date"},
+        "period_end": _nullable("string", "null for a `total` budget", format="date"),
+        "amount": USD,
+        "spent": {**USD, "description": "USD through `last_day`, rounded half up to 2 decimals"},
+        "daily_rate": _nullable(
+            "number", "mean daily cost of the last 7 loaded days, USD to 2 decimals"
+        ),
+        "forecast": _nullable("number", "USD at the period end; null for a `total` budget"),
+        "spent_ratio": {"type": "number", "description": "spent / amount, to 4 decimals"},
+        "forecast_ratio": _nullable("number", "forecast / amount, to 4 decimals"),
+        "amount_reached_on": _nullable(
+            "string", "the day spend reached (or is forecast to reach) the amount", format="date"
+        ),
+        "last_day": _nullable(
+            "string", "the last loaded day not after as_of; null before any data", format="date"
+        ),
+        "alert_at": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "description": "thresholds in percent of the amount",
+        },
+    },
+    "CostAnomaly": {
+        "cluster": {"type": "string"},
+        "scope": {"type": "string", "enum": ["hub", "user"]},
+        "user": _nullable("string", "the user; null for a hub's anomaly"),
+        "baseline": {**USD, "description": "median of the previous 28 days' costs, USD"},
+        "mad": {**USD, "description": "median absolute deviation around the baseline, USD"},
+        "score": {"type": "number", "description": "(cost - baseline) / (1.4826 x mad)"},
+        "history_days": {"type": "integer", "minimum": 7, "maximum": 28},
     },
 }
 ERROR = {
@@ -100,11 +151,9 @@ def _row_schema(spec: ListEndpoint) -> dict:
     if spec.scalar:
         return {"type": "string"}
     properties = {}
+    special = ROW_COLUMN_SCHEMAS.get(spec.row_name, {})
     for column in spec.columns:
-        if column == "value":
-            properties[column] = VALUE_SCHEMAS[spec.row_name]
-        else:
-            properties[column] = COLUMN_SCHEMAS.get(column, {"type": "string"})
+        properties[column] = special.get(column) or COLUMN_SCHEMAS.get(column, {"type": "string"})
     schema = {
         "type": "object",
         "required": list(spec.columns),
@@ -118,17 +167,19 @@ def _row_schema(spec: ListEndpoint) -> dict:
 
 def _parameters(spec: ListEndpoint, *, scoped: bool) -> list[dict]:
     parameters = [CLUSTER_PATH_PARAMETER] if scoped else []
-    if spec.dates:
-        for name in ("from", "to"):
-            parameters.append(
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": False,
-                    "description": DATE_DESCRIPTION[name],
-                    "schema": DAY,
-                }
-            )
+    dates = ["from", "to"] if spec.dates else []
+    if spec.as_of:
+        dates.append("as_of")
+    for name in dates:
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": DATE_DESCRIPTION[name],
+                "schema": DAY,
+            }
+        )
     for name in spec.filters:
         parameters.append(
             {
@@ -141,7 +192,7 @@ def _parameters(spec: ListEndpoint, *, scoped: bool) -> list[dict]:
                 "schema": {"type": "array", "items": {"type": "string"}},
             }
         )
-    if spec.clustered and not scoped:
+    if spec.takes_cluster and not scoped:
         parameters.append(
             {
                 "name": "cluster",

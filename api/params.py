@@ -36,6 +36,8 @@ class Listing:
     """The parameters every list endpoint may take; unused ones stay None."""
 
     days: DateRange | None = None
+    # The one day of a status endpoint (`as_of`).
+    as_of: dt.date | None = None
     hubs: list[str] | None = None
     components: list[str] | None = None
     users: list[str] | None = None
@@ -110,6 +112,14 @@ class Reader:
             )
             return None
         return DateRange(first, last)
+
+    def as_of(self, today: dt.date) -> dt.date | None:
+        """`as_of`: one day in the forms of `from` and `to`; default and upper bound today."""
+        day = self._day("as_of")
+        if day is _INVALID:
+            return None
+        # A future day clamps to today, as `to` does.
+        return today if day is None or day > today else day
 
     def _day(self, name: str):
         value = self.single(name)

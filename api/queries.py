@@ -71,6 +71,39 @@ CLUSTERS = _view("clusters", "cluster", "first_day", "last_day")
 MULTIPLE_GROUPS = _view("users_with_multiple_groups", "cluster", "username", "hub", "usergroup")
 NO_GROUPS = _view("users_with_no_groups", "cluster", "username", "hub")
 UNMAPPED_SERVICES = _view("unmapped_services", "cluster", "service", "cost")
+COST_ANOMALIES = _view(
+    "cost_anomalies",
+    "cluster",
+    "date",
+    "scope",
+    "hub",
+    "username",
+    "cost",
+    "baseline",
+    "mad",
+    "score",
+    "history_days",
+)
+# The columns of the function budget_status(as_of) (docs/budgets.md §2), in its order.
+BUDGET_STATUS_COLUMNS = (
+    "name",
+    "cluster",
+    "hub",
+    "usergroup",
+    "username",
+    "period",
+    "period_start",
+    "period_end",
+    "amount",
+    "last_day",
+    "spent",
+    "daily_rate",
+    "forecast",
+    "spent_ratio",
+    "forecast_ratio",
+    "amount_reached_on",
+    "alert_at",
+)
 ETL_STATUS = _view(
     "etl_status",
     "cluster",
@@ -126,6 +159,8 @@ def _shape(listing: Listing) -> Listing:
         value = getattr(listing, item.name)
         if isinstance(value, DateRange):
             given[item.name] = _GIVEN_DAYS
+        elif isinstance(value, dt.date):
+            given[item.name] = dt.date.min
         elif isinstance(value, list | tuple):
             given[item.name] = ()
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -138,6 +173,8 @@ def _params(listing: Listing) -> dict:
     params: dict = {}
     if listing.days is not None:
         params.update(first=listing.days.first, last=listing.days.last)
+    if listing.as_of is not None:
+        params["as_of"] = listing.as_of
     for name in ("hubs", "components", "users", "usergroups", "clusters"):
         values = getattr(listing, name)
         if values is not None:
@@ -442,6 +479,96 @@ def users_with_no_groups(listing: Listing) -> Select:
         *_conditions(v, listing, {"hubs": "hub", "users": "username"}, dated=False)
     )
     return Select(rows, columns, order)
+
+
+BUDGET_KEYS = (
+    "name",
+    "cluster",
+    "hub",
+    "usergroup",
+    "user",
+    "period",
+    "period_start",
+    "period_end",
+    "amount",
+    "spent",
+    "daily_rate",
+    "forecast",
+    "spent_ratio",
+    "forecast_ratio",
+    "amount_reached_on",
+    "last_day",
+    "alert_at",
+)
+
+
+@_per_shape
+def budgets(listing: Listing) -> Select:
+    """Every budget's status on `as_of` (the function budget_status), by name."""
+    status = (
+        sa.func.budget_status(sa.bindparam("as_of", type_=sa.Date))
+        .table_valued(*BUDGET_STATUS_COLUMNS)
+        .alias("status")
+    )
+    c = status.c
+    rows = sa.select(
+        c.name,
+        c.cluster,
+        c.hub,
+        c.usergroup,
+        c.username.label("user"),
+        c.period,
+        c.period_start,
+        c.period_end,
+        _rounded(c.amount, 2).label("amount"),
+        _rounded(c.spent, 2).label("spent"),
+        _rounded(c.daily_rate, 2).label("daily_rate"),
+        _rounded(c.forecast, 2).label("forecast"),
+        _rounded(c.spent_ratio, 4).label("spent_ratio"),
+        _rounded(c.forecast_ratio, 4).label("forecast_ratio"),
+        c.amount_reached_on,
+        c.last_day,
+        c.alert_at,
+    ).select_from(status)
+    return Select(rows, BUDGET_KEYS, _keys("name"))
+
+
+ANOMALY_KEYS = (
+    "date",
+    "cluster",
+    "scope",
+    "hub",
+    "user",
+    "cost",
+    "baseline",
+    "mad",
+    "score",
+    "history_days",
+)
+
+
+@_per_shape
+def cost_anomalies(listing: Listing) -> Select:
+    """The anomalies of the range, latest day first, then the strongest."""
+    v = COST_ANOMALIES
+    rows = sa.select(
+        v.c.date,
+        v.c.cluster,
+        v.c.scope,
+        v.c.hub,
+        v.c.username.label("user"),
+        _rounded(v.c.cost, 2).label("cost"),
+        _rounded(v.c.baseline, 2).label("baseline"),
+        _rounded(v.c.mad, 2).label("mad"),
+        _rounded(v.c.score, 2).label("score"),
+        v.c.history_days,
+    ).where(*_conditions(v, listing, {"hubs": "hub", "users": "username"}))
+    order = (
+        Key("date", descending=True),
+        Key("score", descending=True),
+        *_keys("cluster", "scope", "hub", "user"),
+    )
+    return Select(rows, ANOMALY_KEYS, order)
 
 
 _KNOWN_COMPONENTS = sa.select(COMPONENTS.c.component)
