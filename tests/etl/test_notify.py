@@ -335,6 +335,21 @@ def test_named_receivers_get_only_the_budgets_that_name_them(engine, conn):
     assert finance.keys() == []
 
 
+def test_an_evaluation_the_database_refuses_fails_the_run_and_keeps_its_loads(engine, conn, caplog):
+    budgets_only(conn)
+    conn.execute(
+        sa.text("DROP FUNCTION attribution.detect_anomalies(text[], date, date, numeric, numeric)")
+    )
+    conn.commit()
+    with Receiver() as receiver:
+        result = run(engine, hooks(receiver.url))
+    assert (result.succeeded, result.evaluation_failed, result.exit_status) == (1, True, 1)
+    assert "not evaluated (database error ProgrammingError)" in caplog.text
+    assert receiver.received == []  # nothing half-recorded: the evaluation rolled back whole
+    assert select_all(conn, "SELECT count(*) FROM notification_event") == [(0,)]
+    assert select_all(conn, "SELECT count(DISTINCT date) FROM hub_costs") == [(10,)]
+
+
 # ---- bounded ----
 
 
