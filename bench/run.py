@@ -8,6 +8,8 @@
 6. budgets and anomalies (200 budgets): `/budgets` and `/cost-anomalies` beside their SQL, and
    the ETL's added time for evaluating them after a daily run
 7. the pages under /ui/: weight and time to first paint in headless chromium
+8. the upgrade from the previous release (0005) on a warehouse of the same days: how long its
+   locks are held and what the API's reads see meanwhile (a database of its own, rebuilt)
 
 The database is BENCH_DATABASE_URL, else the embedded PostgreSQL under var/bench-pgdata.
 The generated warehouse and the Prometheus history are reused while their markers match.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import budget_figures, http_figures, page_figures, warehouse
+from bench import budget_figures, http_figures, page_figures, upgrade_figures, warehouse
 from bench.server import ApiServer, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a reduced smoke run")
     parser.add_argument("--skip-etl", action="store_true", help="only figures 1-3 and 5")
+    parser.add_argument("--skip-upgrade", action="store_true", help="not figure 8")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     VAR.mkdir(exist_ok=True)
@@ -155,6 +158,9 @@ def main() -> None:
     )
     if not args.skip_etl:
         results["etl"] = etl_part(size, args.quick)
+    if not args.skip_upgrade:
+        upgrade_url = warehouse.recreate_database(upgrade_figures.DATABASE)
+        results["upgrade"] = upgrade_figures.figures(upgrade_url, days=size["days"])
     out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
     out.write_text(json.dumps(results, indent=2, default=str))
     print(report(results))
@@ -270,6 +276,8 @@ def report(r: dict) -> str:
     )
     lines.extend(budget_figures.report(r["budgets"]))
     lines.extend(page_figures.report(r["pages"]))
+    if "upgrade" in r:
+        lines.extend(upgrade_figures.report(r["upgrade"]))
     return "\n".join(lines)
 
 
