@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from core.schema import BUDGET_PERIODS, DEFAULT_ALERT_AT, budget
+from core.webhooks import NAME as RECEIVER_NAME
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1e12")  # numeric(14, 2)
@@ -145,6 +146,11 @@ def _receivers(values, who: str) -> tuple[str, ...]:
             raise BudgetError(
                 f"{who}: notify takes receiver names of NOTIFY_WEBHOOK_URLS, not URLs "
                 "(a webhook URL is a secret and never goes in a budget)"
+            )
+        if not RECEIVER_NAME.fullmatch(value):
+            raise BudgetError(
+                f"{who}: notify name {value!r} is not a receiver name of NOTIFY_WEBHOOK_URLS "
+                "(letters, digits, '.', '_' and '-', starting with a letter or digit)"
             )
     return tuple(sorted(set(values)))
 

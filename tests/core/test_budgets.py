@@ -415,3 +415,9 @@ def test_the_documented_example_file_reads_as_documented(tmp_path):
     ]
     assert budgets[0].notify == ("community-slack",)
     assert budgets[2].start_date == dt.date(2026, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["team a", "-team", "équipe", "a" * 64])
+def test_notify_names_follow_the_receiver_names_of_notify_webhook_urls(name):
+    with pytest.raises(BudgetError, match="is not a receiver name"):
+        Budget(name="b", amount=Decimal("1"), period="month", notify=(name,))
