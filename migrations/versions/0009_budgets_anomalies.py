@@ -131,7 +131,12 @@ BEGIN
     SELECT cluster, date, scope, hub, username, cost, median, mad,
            (cost - median) / greatest(1.4826 * mad, 0.01), days
     FROM scored
-    WHERE (cost - median) / greatest(1.4826 * mad, 0.01) >= factor;
+    WHERE (cost - median) / greatest(1.4826 * mad, 0.01) >= factor
+    -- Two detections of the same days at once (never under the run lock, but possible from
+    -- psql) both delete, then both insert: the second one's rows win instead of failing.
+    ON CONFLICT (date, cluster, scope, hub, username) DO UPDATE
+        SET cost = excluded.cost, baseline = excluded.baseline, mad = excluded.mad,
+            score = excluded.score, history_days = excluded.history_days;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END
