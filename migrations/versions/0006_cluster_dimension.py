@@ -732,6 +732,13 @@ def upgrade() -> None:
     for name, comment, sql in VIEWS[2:]:
         create_view(name, sql, comment)
     op.execute("SELECT attribution.refresh_all()")
+    # The API's first reads must not wait for autovacuum to learn the new rollups' sizes.
+    op.execute(
+        "ANALYZE attribution.component_cost_daily, attribution.hub_cost_daily, "
+        "attribution.total_cost_daily, attribution.usage_total_daily, "
+        "attribution.user_cost_daily, attribution.user_group_cost_daily, "
+        "attribution.group_cost_daily, attribution.snapshot_day"
+    )
 
 
 def downgrade() -> None:
