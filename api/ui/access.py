@@ -69,24 +69,14 @@ def access_middleware(settings: Settings) -> list[Middleware]:
     mode = settings.ui_access
     if mode == "open":
         return []
-    from api.ui.session import Signer, signing_key
-
-    signer = Signer(signing_key(settings), purpose="session")
     if mode == "token":
         from api.ui.login import TokenGate
 
-        return [
-            Middleware(
-                TokenGate,
-                token=settings.api_token.reveal(),
-                signer=signer,
-                session_hours=settings.ui_session_hours,
-            )
-        ]
+        return [Middleware(TokenGate, settings=settings)]
     from api.ui.hub_oauth import HubGate
     from api.ui.prefix import ServicePrefix
 
     return [
         Middleware(ServicePrefix, prefix=settings.jupyterhub.service_prefix),
-        Middleware(HubGate, settings=settings, signer=signer),
+        Middleware(HubGate, settings=settings),
     ]

@@ -17,7 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from api.ui.access import SCOPE_KEY, Viewer, is_page_path, own_page, refusal
 from api.ui.prefix import route_path
-from api.ui.session import SESSION_COOKIE, Signer
+from api.ui.session import SESSION_COOKIE, Signer, signing_key
+from core.settings import Settings
 
 # Small pages of our own need no script, no asset and no other origin.
 SMALL_PAGE_POLICY = (
@@ -28,13 +29,18 @@ SMALL_PAGE_POLICY = (
 class SessionGate:
     """ASGI middleware; a mode subclasses it with `answer`, `sign_in` and `viewer_from`."""
 
-    def __init__(self, app, *, signer: Signer, session_hours: int, https_only: bool = False):
+    def __init__(self, app, *, settings: Settings, https_only: bool = False):
         self.app = app
-        self.signer = signer
-        self.max_age_s = session_hours * 3600
+        # Taken from the settings here, not passed in: a middleware's repr shows its arguments.
+        self.key = signing_key(settings)
+        self.signer = Signer(self.key, purpose="session")
+        self.max_age_s = settings.ui_session_hours * 3600
         self.https_only = https_only
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -65,7 +71,18 @@ class SessionGate:
             return refused_page(request, viewer, reason), None
         return None, viewer
 
+    def _closing_on_shutdown(self, send):
+        async def send_after_closing(message):
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.close()
+            await send(message)
+
+        return send_after_closing
+
     # What a mode adds.
+
+    async def close(self) -> None:
+        """At the app's shutdown: release what the mode holds open."""
 
     async def answer(self, request: Request, path: str) -> Response | None:
         """The mode's own paths (login, callback, logout), else None."""

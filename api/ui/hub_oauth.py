@@ -18,6 +18,7 @@ import logging
 import secrets
 from urllib.parse import urlencode, urlparse
 
+from jupyterhub.httpclient import JupyterHubHTTPClient
 from jupyterhub.services.auth import HubOAuth
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -38,13 +39,10 @@ MODE = "jupyterhub"
 
 
 class HubGate(SessionGate):
-    def __init__(self, app, *, settings: Settings, signer: Signer):
+    def __init__(self, app, *, settings: Settings):
         hub = settings.jupyterhub
         super().__init__(
-            app,
-            signer=signer,
-            session_hours=settings.ui_session_hours,
-            https_only=(hub.public_url or "").startswith("https://"),
+            app, settings=settings, https_only=(hub.public_url or "").startswith("https://")
         )
         self.auth = HubOAuth(
             api_url=hub.api_url,
@@ -55,11 +53,15 @@ class HubGate(SessionGate):
             hub_prefix=hub.base_url + "hub/",
             hub_host=hub.host,
         )
-        self.state_signer = Signer(signer.key, purpose="oauth state")
+        self.state_signer = Signer(self.key, purpose="oauth state")
         self.callback_path = urlparse(hub.oauth_callback_url).path
         self.hub_logout = hub.host + hub.base_url + "hub/logout"
         self.hub = settings.ui_hub
         self.admin_groups = frozenset(settings.ui_admin_groups)
+
+    async def close(self) -> None:
+        # HubOAuth's calls share one HTTP client session per event loop; this loop's ends here.
+        await JupyterHubHTTPClient.loop_instance().close()
 
     async def answer(self, request: Request, path: str) -> Response | None:
         if request.url.path == self.callback_path:

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.ui.access import OPEN, Viewer
 from api.ui.guard import SessionGate, asked_for, safe_next, small_page, ui_url
+from core.settings import Settings
 
 # A login form is a token and a path; anything longer is not one.
 MAX_FORM_BYTES = 8192
@@ -25,9 +26,9 @@ MODE = "token"
 
 
 class TokenGate(SessionGate):
-    def __init__(self, app, *, token: str, **gate):
-        super().__init__(app, **gate)
-        self.expected = _digest(token)
+    def __init__(self, app, *, settings: Settings):
+        super().__init__(app, settings=settings)
+        self.expected = _digest(settings.api_token.reveal())
 
     async def answer(self, request: Request, path: str) -> Response | None:
         if path == "/ui/login":
