@@ -147,11 +147,25 @@ def first_screen(settings: Settings, *, host: str, port: int, scheduler: bool) -
         f"hubcost is listening on http://{host}:{port}",
         f"  open      http://{open_host}:{port}/ui/  (the cost pages, in a browser)",
         f"  api       http://{open_host}:{port}/  (the JSON index; /openapi.json lists every endpoint)",
+        f"  pages     {pages_access(settings)}",
         f"  database  {database}",
         f"  data      {data}",
         "  stop      Ctrl-C",
     ]
     return "\n".join(lines)
+
+
+def pages_access(settings: Settings) -> str:
+    """Who may see the pages, in the words of docs/pages.md ("Who may see what")."""
+    if settings.ui_access == "jupyterhub":
+        hub = settings.jupyterhub
+        return (
+            f"JupyterHub sign-in, at {hub.service_prefix}ui/ through the hub; each user sees "
+            f"their own costs on {settings.ui_hub}, admins everything"
+        )
+    if settings.ui_access == "token":
+        return "API_TOKEN asked once by a form, then a session cookie"
+    return "open to anyone who reaches this port (set API_TOKEN to ask for a token)"
 
 
 def cmd_serve(settings: Settings, args) -> int:
