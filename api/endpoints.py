@@ -21,7 +21,7 @@ import sqlalchemy.exc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from api import queries
+from api import http_cache, queries
 from api.errors import ApiError, DatabaseUnavailable, is_unavailable
 from api.params import Listing, Reader
 
@@ -269,7 +269,8 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
             if cluster is not None and cluster not in known:
                 raise UnknownCluster(cluster)
 
-        with state.connect() as conn:
+        def answer(conn) -> tuple[str, str, dict[str, str]]:
+            """The body, its media type and the freshness header, from the database."""
             if wanted_components is not None:
                 fields["components"] = reader.check_components(
                     wanted_components, queries.known_components(conn)
@@ -290,7 +291,7 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 select = dataclasses.replace(spec.build(listing), scope=scope)
                 body = queries.run_csv(conn, select)
                 loaded_at = queries.data_loaded_at(conn, select.scope)
-                return Response(body, media_type="text/csv", headers=freshness(loaded_at))
+                return body, "text/csv", freshness(loaded_at)
             # One statement reads the rows and the clusters they were read with: it assumes
             # the form (one cluster or several) the last request found, and is run again in
             # the other form on the rare request that finds the number of clusters changed.
@@ -308,7 +309,30 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 if one_form or (len(known) > 1) == several:
                     break
                 several = state.several = len(known) > 1
-        return Response(body, media_type="application/json", headers=freshness(loaded_at))
+            return body, "application/json", freshness(loaded_at)
+
+        with state.connect() as conn:
+            # A request with a problem is answered (refused) by `answer`, never from the cache.
+            version = None if reader.problems else state.data_version(conn)
+            if version is None:
+                body, media_type, headers = answer(conn)
+                return Response(body, media_type=media_type, headers=headers)
+            # The resolved parameters, not the raw query: `today` and `Accept` are in them.
+            key = (spec.path, cluster, response_format, repr(fields), repr(wanted_clusters))
+            tag = http_cache.etag(version, state.head_revision, key)
+            validators = http_cache.validator_headers(tag)
+            cached = state.response_cache.get(version, key)
+            if http_cache.matches(request.headers.get("if-none-match"), tag):
+                known = cached.headers if cached is not None else {}
+                return Response(status_code=304, headers={**known, **validators})
+            if cached is None:
+                body, media_type, headers = answer(conn)
+                response = Response(body, media_type=media_type, headers=headers)
+                cached = http_cache.Cached(response.body, media_type, headers)
+                state.response_cache.put(version, key, cached)
+        return Response(
+            cached.body, media_type=cached.media_type, headers={**cached.headers, **validators}
+        )
 
     endpoint.__name__ = ("Cluster" if scoped else "") + spec.row_name
     return endpoint

@@ -578,6 +578,20 @@ _CLUSTER_NAMES = sa.select(
 ).scalar_subquery()
 
 
+_DATA_VERSION = sa.select(sa.func.data_version())
+
+
+def has_data_version(conn: Connection) -> bool:
+    """Whether the schema has `data_version()` (0011): before it, answers carry no ETag."""
+    function = sa.bindparam("function", "public.data_version()", type_=sa.Text)
+    return conn.execute(sa.select(sa.func.to_regprocedure(function).is_not(None))).scalar_one()
+
+
+def data_version(conn: Connection) -> int:
+    """The data version: it changes when a write to what the views read commits (0011)."""
+    return conn.execute(_DATA_VERSION).scalar_one()
+
+
 def known_components(conn: Connection) -> set[str]:
     return set(conn.execute(_KNOWN_COMPONENTS).scalars())
 

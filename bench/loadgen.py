@@ -8,7 +8,9 @@ Reads a plan as JSON on stdin and writes one JSON result on stdout:
 C threads, each with its own keep-alive connection, take the plan's requests in order (the
 whole list, `rounds` times) until it is exhausted or `time_limit_s` has passed. Each request
 is timed from sending to the last byte of the body. With `count_rows`, the body is parsed
-after the clock stopped (JSON arrays: their length; CSV: lines minus the header).
+after the clock stopped (JSON arrays: their length; CSV: lines minus the header). With
+`revalidate`, each thread sends the ETag it last got for a path as `If-None-Match`, as a
+browser or a caching proxy does. `headers` go with every request.
 
     python -m bench.loadgen < plan.json
 """
@@ -36,6 +38,7 @@ def run(plan: dict) -> dict:
     def worker() -> None:
         nonlocal position
         conn = http.client.HTTPConnection(base.hostname, base.port, timeout=TIMEOUT_S)
+        tags: dict[str, str] = {}
         try:
             while time.monotonic() < deadline:
                 with lock:
@@ -43,18 +46,23 @@ def run(plan: dict) -> dict:
                         return
                     label, path = work[position]
                     position += 1
+                headers = dict(plan.get("headers", {}))
+                if path in tags:
+                    headers["If-None-Match"] = tags[path]
                 started = time.perf_counter()
-                conn.request("GET", path, headers=plan.get("headers", {}))
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
                 seconds = time.perf_counter() - started
+                if plan.get("revalidate") and response.getheader("etag"):
+                    tags[path] = response.getheader("etag")
                 result = {
                     "label": label,
                     "seconds": seconds,
                     "status": response.status,
                     "bytes": len(body),
                 }
-                if plan.get("count_rows"):
+                if plan.get("count_rows") and response.status == 200:
                     result["rows"] = _rows(body, response.getheader("content-type", ""))
                 with lock:
                     results.append(result)

@@ -58,10 +58,10 @@ class PeakMemory:
 class ApiServer:
     """`hubcost serve` on a free loopback port with DATABASE_URL set; stopped on exit."""
 
-    def __init__(self, database_url: str, *, log_path: Path):
+    def __init__(self, database_url: str, *, log_path: Path, env: dict | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **(env or {})}
         env.pop("API_TOKEN", None)
         self._log = log_path.open("w")
         self.process = subprocess.Popen(

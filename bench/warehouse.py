@@ -107,13 +107,17 @@ def current_marker(url: str) -> dict | None:
     return marker if tuple(row[3:]) == tuple(counts) else None
 
 
-def ensure_warehouse(url: str, *, days: int, last_day: dt.date) -> dict:
-    """Migrate, then generate unless the marker says these tables already hold this warehouse."""
+def ensure_warehouse(url: str, *, days: int, last_day: dt.date, **scale) -> dict:
+    """Migrate, then generate unless the marker says these tables already hold this warehouse.
+
+    `scale` (hubs, users_per_hub, active_per_day) goes to the generator; a database holds one
+    scale (the marker does not record it).
+    """
     migrate_to_head(url)
     wanted = {"generator": generator_hash(), "days": days, "last_day": last_day}
     if current_marker(url) == wanted:
         return {**wanted, "reused": True}
-    counts = generate.generate(url, days=days, end=last_day)
+    counts = generate.generate(url, days=days, end=last_day, **scale)
     with psycopg.connect(url) as conn:
         conn.execute(MARKER)
         conn.execute("DELETE FROM bench.warehouse")

@@ -112,6 +112,8 @@ class Settings:
     max_range_days: int
     db_pool_size: int
     statement_timeout_ms: int
+    # The API's in-process cache of recent answers (api/http_cache.py); 0: none.
+    response_cache_mb: int
     api_db_role: str
     log_level: str
     log_format: str
@@ -207,6 +209,7 @@ class Settings:
             api_token=env.secret("API_TOKEN"),
             max_range_days=env.integer("MAX_RANGE_DAYS", default=1100, minimum=1, maximum=36600),
             db_pool_size=env.integer("DB_POOL_SIZE", default=5, minimum=1, maximum=100),
+            response_cache_mb=env.integer("RESPONSE_CACHE_MB", default=32, minimum=0, maximum=4096),
             statement_timeout_ms=env.integer(
                 "STATEMENT_TIMEOUT_MS", default=10000, minimum=100, maximum=3_600_000
             ),

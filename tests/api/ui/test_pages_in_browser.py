@@ -40,7 +40,7 @@ HOSTILE_HUB = "<i>hub</i>\"'&"
 HOSTILE_GROUP = "<b>g</b>'\""
 # After demo-cluster by name: the pages' default cluster stays the demo's. No `/`: the API's
 # /clusters/{cluster}/... paths cannot hold one, and cluster names are configured names.
-HOSTILE_CLUSTER = "lab \"<i>2\"'"
+HOSTILE_CLUSTER = 'lab "<i>2"\''
 DEMO = f"/clusters/{DEMO_CLUSTER}"
 
 
