@@ -14,7 +14,7 @@ metadata = sa.MetaData()
 
 SLICES = ("account", "attributable", "home", "core")
 SOURCES = ("costs", "usage")
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 CANONICAL_COMPONENTS = (
     "compute",
     "home storage",
@@ -183,9 +183,7 @@ notification_event = sa.Table(
     sa.Column(
         "detected_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
-    sa.Column(
-        "details", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
-    ),
+    sa.Column("details", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.UniqueConstraint("key", name="notification_event_key_key"),
     comment="Every notification event, once: key names what it is about (budget_threshold:"
     "<budget>:<period_start>:<percent>, budget_forecast:<budget>:<period_start>, cost_anomaly:"

@@ -28,6 +28,7 @@ from etl.load import LoadError
 from etl.sources.base import RequestCounter, Source, Sources
 from etl.sources.cost_explorer import CostExplorerError, CredentialsError
 from etl.sources.prometheus import PrometheusError
+from etl.stopping import interruption
 from etl.windows import Chunk
 
 log = logging.getLogger("hubcost.etl")
@@ -37,13 +38,6 @@ DEMO_DAYS = 60
 CHUNK_ERRORS = (CostExplorerError, PrometheusError, LoadError)
 
 Clock = Callable[[], dt.datetime]
-
-
-class Terminated(BaseException):
-    """SIGTERM (a pod stop) arrived: the chunk in flight rolls back and the run stops.
-
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it.
-    """
 
 
 def utc_now() -> dt.datetime:
@@ -250,32 +244,38 @@ def load_chunk(
     """Fetch the chunk, then replace its days and mark it succeeded in one transaction.
 
     Its run-log row is committed as `running` first; on any failure it is marked failed with
-    a text safe to store, and the days keep their previous rows.
+    a text safe to store (interrupted, on SIGTERM or Ctrl-C), and the days keep their previous
+    rows.
     """
-    run_id = runs.start_chunk(engine, chunk, now=clock())
     requests = RequestCounter()
-    try:
-        with engine.connect() as conn:
-            context = source.before_fetch(conn, chunk)
-        batch = source.fetch(chunk, context, now=clock(), requests=requests)
-        with engine.begin() as conn:
-            written = source.save(conn, chunk, batch, said=set() if said is None else said)
-            runs.mark_succeeded(conn, run_id, rows=written, requests=requests.count, now=clock())
-    except BaseException as exc:
-        runs.mark_failed(
-            engine, run_id, error=_error_text(exc), requests=requests.count, now=clock()
-        )
-        raise
+    with runs.chunk_in_flight(engine, chunk, now=clock(), requests=requests) as run_id:
+        try:
+            with engine.connect() as conn:
+                context = source.before_fetch(conn, chunk)
+            batch = source.fetch(chunk, context, now=clock(), requests=requests)
+            with engine.begin() as conn:
+                written = source.save(conn, chunk, batch, said=set() if said is None else said)
+                runs.mark_succeeded(
+                    conn, run_id, rows=written, requests=requests.count, now=clock()
+                )
+        except BaseException as exc:
+            _record_stop(engine, run_id, exc, requests=requests.count, now=clock())
+            raise
     log.info("loaded %s: %d rows, %d requests", chunk, written, requests.count)
     return written
+
+
+def _record_stop(engine, run_id: int, exc: BaseException, *, requests: int, now) -> None:
+    why = interruption(exc)
+    if why is not None:
+        runs.mark_interrupted(engine, run_id, why=why, requests=requests, now=now)
+    else:
+        runs.mark_failed(engine, run_id, error=_error_text(exc), requests=requests, now=now)
 
 
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, CHUNK_ERRORS):
         return str(exc)
-    if isinstance(exc, Terminated | KeyboardInterrupt):
-        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        return f"interrupted by {signal_name}: the chunk was rolled back"
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__}); see the logs"
     # Unknown errors may carry anything in their text: store only the type.

@@ -83,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         print("hubcost: --from must not be after --to", file=sys.stderr)
         return EXIT_USAGE
     from core.embedded import EmbeddedUnavailable
-    from etl.jobs import Terminated, UnknownCluster
+    from etl.jobs import UnknownCluster
+    from etl.stopping import Terminated
 
     try:
         return COMMANDS[args.command](settings, args)
     except KeyboardInterrupt:
         return 130
     except Terminated:
-        log.warning("stopped by SIGTERM: the chunk in flight was rolled back and marked failed")
+        log.warning("stopped by SIGTERM: the chunk in flight was rolled back, marked interrupted")
         return EXIT_TERMINATED
     except (EmbeddedUnavailable, UnknownCluster, BudgetError) as exc:
         print(f"hubcost: {exc}", file=sys.stderr)
@@ -182,17 +183,22 @@ def cmd_serve(settings: Settings, args) -> int:
 
 def cmd_run(settings: Settings, args) -> int:
     from api.server import serve
-    from etl.scheduler import start_scheduler
+    from etl.scheduler import start_scheduler, stop_scheduler
 
     if cmd_migrate(settings, args) != EXIT_OK:
         return EXIT_FAILED
-    scheduler = start_scheduler(settings)
-    print(first_screen(settings, host=args.host, port=args.port, scheduler=True), flush=True)
-    try:
-        with stop_on_sigterm():
+    # From the first scheduled run on, a SIGTERM stops the server and then the scheduler,
+    # whose chunk in flight is recorded interrupted (uvicorn holds SIGTERM while it serves).
+    with stop_on_sigterm():
+        scheduler = start_scheduler(settings)
+        try:
+            screen = first_screen(settings, host=args.host, port=args.port, scheduler=True)
+            print(screen, flush=True)
             serve(settings, host=args.host, port=args.port)
-    finally:
-        scheduler.shutdown(wait=False)
+        except BaseException as exc:
+            stop_scheduler(scheduler, settings, cause=exc)
+            raise
+        stop_scheduler(scheduler, settings, cause=None)
     return EXIT_OK
 
 
@@ -203,7 +209,7 @@ def stop_on_sigterm():
     The chunk in flight rolls back, its run-log row says `interrupted by SIGTERM`, and the run
     lock is released, well within Kubernetes' grace period. A second SIGTERM kills at once.
     """
-    from etl.jobs import Terminated
+    from etl.stopping import Terminated
 
     if threading.current_thread() is not threading.main_thread():
         yield
