@@ -180,7 +180,7 @@ def test_sigterm_mid_load_rolls_the_chunk_back_and_exits_cleanly(
                 "costs",
                 "2026-02-01",
                 "2026-02-02",
-                "failed",
+                "interrupted",
                 "interrupted by SIGTERM: the chunk was rolled back",
             ),
         ]

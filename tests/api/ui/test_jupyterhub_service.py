@@ -34,7 +34,7 @@ from core.database import create_engine
 from core.settings import Settings
 from tests.api.ui.browser import chromium, console_errors, installed
 from tests.conftest import READER_ROLE, ROOT
-from tests.etl.prometheus_history import free_port
+from tests.etl.prometheus_history import free_ports
 from tests.isolated_env import isolation
 from tests.reliability.processes import child_env, wait_until
 from tests.rows import add_costs, add_groups, add_usage
@@ -151,7 +151,7 @@ def hub(admin_engine, admin_url, template_database, tmp_path_factory):
         c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     database_url = sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
     _load(database_url)
-    ports = {key: free_port() for key in ("public", "hub", "proxy_api", "service")}
+    ports = dict(zip(("public", "hub", "proxy_api", "service"), free_ports(4), strict=True))
     config = work / "jupyterhub_config.py"
     config.write_text(hub_config(work, ports, database_url))
     log = work / "jupyterhub.log"
