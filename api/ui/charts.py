@@ -1,7 +1,8 @@
 """Charts as inline SVG, drawn on the server from Decimal amounts (docs/pages.md, "Charts").
 
-Three shapes: `line_chart` (lines, or a filled area, per day), `stacked_bars` (one stack of
-series per day) and `sparkline` (a small trend line). Colours are classes (`c0` ... `c7`) that
+Four shapes: `line_chart` (lines, or a filled area, per day), `stacked_bars` (one stack of
+series per day), `sparkline` (a small trend line) and `budget_bar` (a budget's spend and
+forecast against its amount). Colours are classes (`c0` ... `c7`) that
 the stylesheet maps to a palette, so the SVG carries no inline style and the pages' CSP needs
 no 'unsafe-inline'. Every name drawn is escaped here: names come from the warehouse.
 
@@ -28,6 +29,9 @@ MAX_SPARK_POINTS = 60
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 72, 8, 10, 26
 SPARK_WIDTH, SPARK_HEIGHT = 120, 24
+BUDGET_WIDTH, BUDGET_HEIGHT = 160, 16
+# A budget bar's scale runs to the amount, or past it to the spend or forecast, up to twice it.
+BUDGET_SCALE_MAX = Decimal(2)
 TICKS = 4
 
 
@@ -103,6 +107,39 @@ def sparkline(days: Sequence[dt.date], values: Mapping[dt.date, Decimal], *, lab
         f'<svg class="spark" viewBox="0 0 {SPARK_WIDTH} {SPARK_HEIGHT}" width="{SPARK_WIDTH}" '
         f'height="{SPARK_HEIGHT}" role="img" aria-label="{escape(label)}">'
         f'<polyline class="line c0" points="{_points(points)}"/></svg>'
+    )
+
+
+def budget_bar(
+    spent_ratio: Decimal | None, forecast_ratio: Decimal | None, *, label: str
+) -> Markup:
+    """The spend as a bar and the forecast as a mark, in fractions of the amount (a line at 1);
+    past the amount the bar turns `over`; beyond twice the amount both stop at the edge."""
+    spent = max(spent_ratio or Decimal(0), Decimal(0))
+    forecast = None if forecast_ratio is None else max(forecast_ratio, Decimal(0))
+    scale = min(max(Decimal(1), spent, forecast or Decimal(0)), BUDGET_SCALE_MAX)
+
+    def x(ratio: Decimal) -> str:
+        return _px(min(ratio, scale) * BUDGET_WIDTH / scale)
+
+    bar = BUDGET_HEIGHT - 6
+    parts = [
+        f'<rect class="track" x="0" y="3" width="{BUDGET_WIDTH}" height="{bar}"/>',
+        f'<rect class="bar {"over" if spent >= 1 else "c0"}" x="0" y="3" width="{x(spent)}" '
+        f'height="{bar}"/>',
+        f'<line class="limit" x1="{x(Decimal(1))}" x2="{x(Decimal(1))}" y1="0" '
+        f'y2="{BUDGET_HEIGHT}"/>',
+    ]
+    if forecast is not None:
+        parts.append(
+            f'<line class="forecast" x1="{x(forecast)}" x2="{x(forecast)}" y1="1" '
+            f'y2="{BUDGET_HEIGHT - 1}"/>'
+        )
+    return Markup(
+        f'<svg class="budget" viewBox="0 0 {BUDGET_WIDTH} {BUDGET_HEIGHT}" width="{BUDGET_WIDTH}" '
+        f'height="{BUDGET_HEIGHT}" role="img" aria-label="{escape(label)}">'
+        + "".join(parts)
+        + "</svg>"
     )
 
 

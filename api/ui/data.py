@@ -17,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy.engine import Connection
 
 from api import queries
+from api.params import Listing
 from api.ui.charts import Series
 from api.ui.selection import Selection
 
@@ -99,6 +100,93 @@ def overview(conn: Connection, sel: Selection) -> Overview:
         for day, cost, name in queries.run_rows(conn, queries.total_costs_per_hub(listing))
     )
     return Overview(ordered, components(conn, sel), ranked(hubs))
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """A budget's status as /budgets gives it, for the page's last day."""
+
+    name: str
+    scope: str
+    period: str
+    amount: Decimal
+    spent: Decimal
+    forecast: Decimal | None
+    spent_ratio: Decimal | None
+    forecast_ratio: Decimal | None
+    last_day: dt.date | None
+
+
+def budgets(conn: Connection, sel: Selection) -> list[BudgetLine]:
+    """The /budgets rows on the page's last day (today at the latest), of the budgets that
+    count the page's cluster: those of that cluster and those of every cluster."""
+    select = queries.budgets(Listing(as_of=min(sel.days.last, sel.today)))
+    lines = []
+    for values in queries.run_rows(conn, select):
+        row = dict(zip(select.columns, values, strict=True))
+        if sel.cluster is not None and row["cluster"] not in (None, sel.cluster):
+            continue
+        lines.append(
+            BudgetLine(
+                name=row["name"],
+                scope=scope_text(row),
+                period=row["period"],
+                amount=amount(row["amount"]),
+                spent=amount(row["spent"]),
+                forecast=_maybe(row["forecast"]),
+                spent_ratio=_maybe(row["spent_ratio"]),
+                forecast_ratio=_maybe(row["forecast_ratio"]),
+                last_day=row["last_day"],
+            )
+        )
+    return lines
+
+
+def scope_text(row: dict) -> str:
+    """`hub prod · group g1`; `everything` for a budget with no scope."""
+    parts = [
+        f"{label} {row[key]}"
+        for key, label in (("cluster", "cluster"), ("hub", "hub"), ("usergroup", "group"))
+        if row[key] is not None
+    ]
+    if row["user"] is not None:
+        parts.append(f"user {row['user']}")
+    return " · ".join(parts) or "everything"
+
+
+def _maybe(value) -> Decimal | None:
+    return None if value is None else amount(value)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    day: dt.date
+    scope: str
+    hub: str
+    user: str | None
+    cost: Decimal
+    baseline: Decimal
+    score: Decimal
+
+
+def anomalies(conn: Connection, sel: Selection) -> list[Anomaly]:
+    """The /cost-anomalies rows of the page's range and cluster, latest first."""
+    select = queries.cost_anomalies(sel.listing())
+    found = []
+    for values in queries.run_rows(conn, select):
+        row = dict(zip(select.columns, values, strict=True))
+        found.append(
+            Anomaly(
+                day=row["date"],
+                scope=row["scope"],
+                hub=row["hub"],
+                user=row["user"],
+                cost=amount(row["cost"]),
+                baseline=amount(row["baseline"]),
+                score=amount(row["score"]),
+            )
+        )
+    return found
 
 
 def components(conn: Connection, sel: Selection, hub: str | None = None) -> list[Series]:

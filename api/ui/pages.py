@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from api.errors import InvalidParameters, is_unavailable
 from api.ui import data, render
 from api.ui.access import Viewer, viewer_of
-from api.ui.charts import Series, line_chart, sparkline, stacked_bars
+from api.ui.charts import Series, budget_bar, line_chart, money, sparkline, stacked_bars
 from api.ui.panels import panel
 from api.ui.selection import Selection, app_root, read_selection
 
@@ -29,6 +29,8 @@ log = logging.getLogger("hubcost.api")
 
 # The tables of people on a page show the costliest ones; the CSV link has them all.
 PEOPLE_SHOWN = 50
+# The overview shows the latest anomalies of its range; the CSV link has them all.
+ANOMALIES_SHOWN = 10
 
 
 def overview(conn, sel: Selection, name: None, viewer: Viewer) -> dict:
@@ -56,7 +58,30 @@ def overview(conn, sel: Selection, name: None, viewer: Viewer) -> dict:
         ),
         "hubs": [(hub, _trend(days, hub)) for hub in figures.hubs],
         "hubs_csv": sel.csv("/total-costs-per-hub"),
+        **_budgets_and_anomalies(conn, sel),
     }
+
+
+def _budgets_and_anomalies(conn, sel: Selection) -> dict:
+    as_of = min(sel.days.last, sel.today)
+    anomalies = data.anomalies(conn, sel)
+    cluster = {} if sel.cluster is None else {"cluster": sel.cluster}
+    range_params = {"from": sel.days.first.isoformat(), "to": sel.days.last.isoformat()}
+    return {
+        "budgets_as_of": as_of,
+        "budgets": [(line, _budget_bar(line)) for line in data.budgets(conn, sel)],
+        "budgets_csv": sel.root_csv("/budgets", as_of=as_of.isoformat()),
+        "anomalies": anomalies[:ANOMALIES_SHOWN],
+        "anomalies_found": len(anomalies),
+        "anomalies_csv": sel.root_csv("/cost-anomalies", **range_params, **cluster),
+    }
+
+
+def _budget_bar(line: data.BudgetLine):
+    label = f"{line.name}: spent {money(line.spent)} of {money(line.amount)}"
+    if line.forecast is not None:
+        label += f", forecast {money(line.forecast)}"
+    return budget_bar(line.spent_ratio, line.forecast_ratio, label=label)
 
 
 def hub(conn, sel: Selection, name: str, viewer: Viewer) -> dict:

@@ -66,6 +66,11 @@ class Selection:
         params["format"] = "csv"
         return f"{self.root}{scope}{endpoint}?{urlencode(params)}"
 
+    def root_csv(self, endpoint: str, **params: str) -> str:
+        """An endpoint served at its root path only (/budgets, /cost-anomalies), as CSV; its
+        rows carry their cluster, so the page's is a filter there, not a path."""
+        return f"{self.root}{endpoint}?{urlencode({**params, 'format': 'csv'})}"
+
     def presets(self) -> list[tuple[str, dict[str, str]]]:
         """The 'last N days' ranges (label, parameters), each from N days before today as the
         API's default range is."""

@@ -17,6 +17,7 @@ from api.ui.charts import (
     TOP,
     Scale,
     Series,
+    budget_bar,
     line_chart,
     money,
     sparkline,
@@ -119,3 +120,16 @@ def test_long_ranges_are_drawn_in_buckets_and_stay_small():
 def test_no_inline_style_and_no_script():
     svg = line_chart(DAYS, [Series("a", {DAYS[0]: Decimal(1), DAYS[1]: Decimal(2)})], label="a")
     assert not re.search(r"\sstyle=|<script|\son\w+=", svg)
+
+
+def test_a_budget_bar_scales_to_the_amount_or_past_it_up_to_twice():
+    half_spent = str(budget_bar(Decimal("0.5"), Decimal("1.2"), label="b"))
+    # The scale runs to the forecast, 1.2 × the amount: the amount's line at 160 / 1.2.
+    assert 'class="bar c0" x="0" y="3" width="66.7"' in half_spent
+    assert 'class="limit" x1="133.3"' in half_spent and 'class="forecast" x1="160"' in half_spent
+    over = str(budget_bar(Decimal("3"), None, label="b"))
+    assert 'class="bar over" x="0" y="3" width="160"' in over and 'x1="80"' in over
+    assert "forecast" not in over
+    unspent = str(budget_bar(None, Decimal("0.25"), label="<b>"))
+    assert 'width="0"' in unspent and 'class="forecast" x1="40"' in unspent
+    assert 'aria-label="&lt;b&gt;"' in unspent

@@ -7,24 +7,29 @@ page, the database down, and the root's answer per Accept header.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import tomllib
+from decimal import Decimal
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 from markupsafe import escape
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.ui.access import SCOPE_KEY, Viewer
+from api.ui.charts import money
 from api.ui.render import CONTENT_SECURITY_POLICY
+from core import schema
 from tests.api.conftest import api_settings, fixed_clock
 from tests.api.dataset import EC2, load_dataset
 from tests.conftest import ROOT
-from tests.rows import add_costs, add_groups, add_usage
+from tests.rows import CLUSTER, add_costs, add_groups, add_usage
 
 RANGE = "from=2026-01-04&to=2026-01-05"
 PAGES = (
@@ -97,6 +102,85 @@ def test_the_pages_show_the_hand_worked_numbers(loaded):
         ["bob", "$8.00", "$1.00", "$9.00"],
         ["alice", "$5.00", "$1.00", "$6.00"],
     ]
+
+
+def _add_budgets_and_anomalies(load) -> None:
+    budget = {"cluster": None, "usergroup": None, "username": None, "start_date": None}
+    load.execute(
+        sa.insert(schema.budget),
+        [
+            {**budget, "name": "prod-month", "hub": "prod", "amount": 40, "period": "month"},
+            {
+                **budget,
+                "name": "all-total",
+                "hub": None,
+                "amount": 20,
+                "period": "total",
+                "start_date": dt.date(2026, 1, 1),
+            },
+        ],
+    )
+    load.execute(
+        sa.text(
+            """INSERT INTO attribution.cost_anomaly
+                   (cluster, date, scope, hub, username, cost, baseline, mad, score, history_days)
+               VALUES (:cluster, '2026-01-05', 'user', 'prod', 'alice', 2, 0.5, 0.1, 10.12, 28),
+                      (:cluster, '2026-01-04', 'hub', 'prod', '', 14.005, 5, 1, 6.07, 20),
+                      (:cluster, '2025-12-01', 'hub', 'prod', '', 50, 10, 1, 26.98, 20)"""
+        ),
+        {"cluster": CLUSTER},
+    )
+
+
+def test_the_overview_shows_the_budgets_and_anomalies_the_api_gives(load, client):
+    load_dataset(load)
+    _add_budgets_and_anomalies(load)
+    load.commit()
+    overview = client.get(f"/ui/?{RANGE}").text
+    # On the range's last day; the spend and forecast as /budgets gives them for that day.
+    assert "Budgets on 2026-01-05" in overview
+    budgets = client.get("/budgets?as_of=2026-01-05").json()
+    assert cells(overview, "budgets-table")[1:] == [
+        [
+            b["name"],
+            scope,
+            b["period"],
+            money(Decimal(str(b["amount"]))),
+            money(Decimal(str(b["spent"]))),
+            "" if b["forecast"] is None else money(Decimal(str(b["forecast"]))),
+            "",
+        ]
+        for b, scope in zip(budgets, ["everything", "hub prod"], strict=True)
+    ]
+    # prod's attributable cost on 01-04 and 01-05 (14.005 + 7.004); everything: 27.509.
+    assert [row[4] for row in cells(overview, "budgets-table")[1:]] == ["$27.51", "$21.01"]
+    assert overview.count('<svg class="budget"') == 2
+    assert 'href="/budgets?as_of=2026-01-05&amp;format=csv"' in overview
+
+    anomalies = client.get(f"/cost-anomalies?{RANGE}").json()
+    assert cells(overview, "anomalies-table")[1:] == [
+        [
+            a["date"],
+            a["hub"],
+            a["user"] or "",
+            money(Decimal(str(a["cost"]))),
+            money(Decimal(str(a["baseline"]))),
+            str(a["score"]),
+        ]
+        for a in anomalies
+    ]
+    assert [row[:3] for row in cells(overview, "anomalies-table")[1:]] == [
+        ["2026-01-05", "prod", "alice"],
+        ["2026-01-04", "prod", ""],
+    ]
+    csv = client.get(f"/cost-anomalies?{RANGE}&format=csv")
+    assert 'href="/cost-anomalies?from=2026-01-04&amp;to=2026-01-05&amp;format=csv"' in overview
+    assert len(csv.text.splitlines()) == 3
+
+
+def test_without_budgets_or_anomalies_the_overview_says_so(loaded):
+    overview = loaded.get(f"/ui/?{RANGE}").text
+    assert "No budget is set" in overview and "No anomaly in this range." in overview
 
 
 def test_an_empty_range_says_so(loaded):

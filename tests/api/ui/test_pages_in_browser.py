@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.ui.charts import money
+from core import schema
 from core.database import create_engine
 from core.schema import DEMO_CLUSTER
 from tests.api.ui.browser import chromium, console_errors, installed, screenshot
@@ -77,6 +78,45 @@ def _add_hostile_names(url: str) -> None:
         engine.dispose()
 
 
+def _add_budgets_and_anomalies(url: str) -> None:
+    """Budgets of the demo cluster, of every cluster and of the other one (not on the demo's
+    overview); an anomaly of a hostile name on the demo cluster."""
+    unscoped = {"hub": None, "usergroup": None, "username": None, "start_date": None}
+    budgets = [
+        {**unscoped, "name": "all-month", "cluster": None, "amount": 100, "period": "month"},
+        {
+            **unscoped,
+            "name": "demo-prod",
+            "cluster": DEMO_CLUSTER,
+            "hub": "prod",
+            "amount": 5,
+            "period": "quarter",
+        },
+        {
+            **unscoped,
+            "name": "lab-month",
+            "cluster": HOSTILE_CLUSTER,
+            "amount": 1,
+            "period": "month",
+        },
+    ]
+    engine = create_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(schema.budget), budgets)
+            conn.execute(
+                sa.text(
+                    """INSERT INTO attribution.cost_anomaly (cluster, date, scope, hub, username,
+                           cost, baseline, mad, score, history_days)
+                       VALUES (:cluster, :day, 'user', 'prod', :user, 9.5, 1, 0.2, 28.67, 28)
+                       ON CONFLICT DO NOTHING"""
+                ),
+                {"cluster": DEMO_CLUSTER, "day": _day(), "user": SCRIPT_USER},
+            )
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def served(admin_engine, admin_url, template_database, tmp_path_factory):
     """`hubcost serve` (DEMO=1) on a fresh database the demo ETL loaded: its base URL."""
@@ -90,6 +130,7 @@ def served(admin_engine, admin_url, template_database, tmp_path_factory):
     status, err = run_hubcost(["etl"], env, work, "etl", timeout=300)
     assert status == 0, err
     _add_hostile_names(url)
+    _add_budgets_and_anomalies(url)
     port = free_port()
     server = hubcost(["serve", "--port", str(port)], env, work, "serve")
     base = f"http://127.0.0.1:{port}"
@@ -205,6 +246,22 @@ def test_the_overview_shows_the_apis_numbers(served, browser, tmp_path):
     _, rows = table(browser, "hubs-table")
     assert {row[0]: row[1] for row in rows} == {h: money(c) for h, c in per_hub.items()}
     assert len(rows) == len(per_hub) == 4
+
+    # The budgets counting the demo cluster, as /budgets gives them on the range's last day.
+    budgets = [b for b in api(served, "/budgets") if b["cluster"] in (None, DEMO_CLUSTER)]
+    _, rows = table(browser, "budgets-table")
+    assert [[row[0], row[3], row[4]] for row in rows] == [
+        [b["name"], money(b["amount"]), money(b["spent"])] for b in budgets
+    ]
+    assert [row[0] for row in rows] == ["all-month", "demo-prod"]
+    assert len(browser.find_elements("css selector", "#budgets svg.budget")) == 2
+
+    anomalies = api(served, "/cost-anomalies", cluster=DEMO_CLUSTER)[:10]
+    _, rows = table(browser, "anomalies-table")
+    assert [[row[0], row[1], row[2], row[3]] for row in rows] == [
+        [a["date"], a["hub"], a["user"] or "", money(a["cost"])] for a in anomalies
+    ]
+    assert SCRIPT_USER in [row[2] for row in rows]
 
     screenshot(browser, tmp_path / "overview.png")
 
