@@ -6,9 +6,12 @@ several, and every cost slice (account, attributable, home, core). Deterministic
 gives the same rows. Smaller warehouses (fewer hubs, users and active users a day) are the
 same rows' shape at a smaller scale, and `cluster_column=False` writes them as the revisions
 before 0006 stored them (no `cluster` column, no `cluster` table), for the upgrade tests and
-the migration's lock figure.
+the migration's lock figure. `clusters=N` (N > 1) writes N clusters, `cluster-00` and on,
+each with the whole scale of hubs and users of its own (the same names in every cluster, as two
+clusters' `staging` hubs are two hubs) and rows drawn from a seed of its own; one cluster is the
+default cluster (`core.schema.DEFAULT_CLUSTER`), as before.
 
-    python -m bench.generate --database-url URL [--days 365] [--end 2026-10-31]
+    python -m bench.generate --database-url URL [--days 365] [--end 2026-10-31] [--clusters 1]
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def users(hubs: int = len(HUBS), users_per_hub: int = USERS_PER_HUB):
                 groups = [rng.choice(GROUPS)]
             result.append((hub, name, groups))
     return result
+
+
+def cluster_names(clusters: int) -> list[str]:
+    return [CLUSTER] if clusters == 1 else [f"cluster-{i:02d}" for i in range(clusters)]
+
+
+def day_seed(day: dt.date, cluster_index: int) -> int | str:
+    """The first cluster keeps the single cluster's seeds, so its rows are the same."""
+    return day.toordinal() if cluster_index == 0 else f"{cluster_index}:{day.isoformat()}"
 
 
 def _money(x: float) -> str:
@@ -133,53 +145,73 @@ def generate(
     users_per_hub: int = USERS_PER_HUB,
     active_per_day: int = ACTIVE_PER_DAY,
     cluster_column: bool = True,
+    clusters: int = 1,
 ) -> dict:
     """Empty the facts and write `days` days to `end`; `cluster_column=False` for revision 0005."""
+    if clusters > 1 and not cluster_column:
+        raise ValueError("several clusters need the cluster column")
     population = users(hubs, users_per_hub)
     hub_names = HUBS[:hubs]
+    names = cluster_names(clusters)
     first = end - dt.timedelta(days=days - 1)
     counts = {"cost": 0, "usage": 0, "user_group_snapshot": 0}
-    cluster = (CLUSTER,) if cluster_column else ()
     started = time.perf_counter()
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur:
             if cluster_column:
                 cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log, cluster")
-                cur.execute("INSERT INTO cluster (name) VALUES (%s)", (CLUSTER,))
+                cur.executemany("INSERT INTO cluster (name) VALUES (%s)", [(n,) for n in names])
             else:
                 cur.execute("TRUNCATE cost, usage, user_group_snapshot, run_log")
             # One rollup rebuild at the end instead of one per COPY (needs a superuser).
             cur.execute("SET session_replication_role = replica")
             for offset in range(days):
                 day = first + dt.timedelta(days=offset)
-                rng = random.Random(day.toordinal())
-                with cur.copy(
-                    f"COPY cost ({_columns(COST_COLUMNS, cluster_column)}) FROM STDIN"
-                ) as copy:
-                    for row in cost_rows(day, rng, hub_names):
-                        copy.write_row((*row, "USD", "UnblendedCost", False, *cluster))
-                        counts["cost"] += 1
-                with cur.copy(
-                    f"COPY usage ({_columns(USAGE_COLUMNS, cluster_column)}) FROM STDIN"
-                ) as copy:
-                    for row in usage_rows(day, population, rng, active_per_day):
-                        copy.write_row((*row, *cluster))
-                        counts["usage"] += 1
-                with cur.copy(
-                    f"COPY user_group_snapshot ({_columns(GROUP_COLUMNS, cluster_column)}) "
-                    "FROM STDIN"
-                ) as copy:
-                    for row in group_rows(day, population):
-                        copy.write_row((*row, *cluster))
-                        counts["user_group_snapshot"] += 1
+                for index, name in enumerate(names):
+                    cluster = (name,) if cluster_column else ()
+                    rng = random.Random(day_seed(day, index))
+                    with cur.copy(
+                        f"COPY cost ({_columns(COST_COLUMNS, cluster_column)}) FROM STDIN"
+                    ) as copy:
+                        for row in cost_rows(day, rng, hub_names):
+                            copy.write_row((*row, "USD", "UnblendedCost", False, *cluster))
+                            counts["cost"] += 1
+                    with cur.copy(
+                        f"COPY usage ({_columns(USAGE_COLUMNS, cluster_column)}) FROM STDIN"
+                    ) as copy:
+                        for row in usage_rows(day, population, rng, active_per_day):
+                            copy.write_row((*row, *cluster))
+                            counts["usage"] += 1
+                    with cur.copy(
+                        f"COPY user_group_snapshot ({_columns(GROUP_COLUMNS, cluster_column)}) "
+                        "FROM STDIN"
+                    ) as copy:
+                        for row in group_rows(day, population):
+                            copy.write_row((*row, *cluster))
+                            counts["user_group_snapshot"] += 1
             now = dt.datetime.now(dt.UTC)
             with cur.copy(
                 f"COPY run_log ({_columns(RUN_LOG_COLUMNS, cluster_column)}) FROM STDIN"
             ) as copy:
-                for source in ("costs", "usage"):
-                    rows = counts["cost"] if source == "costs" else counts["usage"]
-                    copy.write_row((source, first, end, now, now, "succeeded", rows, 4, *cluster))
+                for name in names:
+                    cluster = (name,) if cluster_column else ()
+                    for source in ("costs", "usage"):
+                        # Every cluster has as many rows of each table.
+                        rows = counts["cost"] if source == "costs" else counts["usage"]
+                        copy.write_row(
+                            (
+                                source,
+                                first,
+                                end,
+                                now,
+                                now,
+                                "succeeded",
+                                rows // len(names),
+                                4,
+                                *cluster,
+                            )
+                        )
             cur.execute("SET session_replication_role = DEFAULT")
             loaded = time.perf_counter()
             # Without statistics of the new rows the rebuild's joins are planned as nested loops.
@@ -191,6 +223,7 @@ def generate(
         conn.execute("VACUUM ANALYZE")
     counts["seconds"] = round(time.perf_counter() - started, 1)
     counts["days"] = days
+    counts["clusters"] = clusters
     return counts
 
 
@@ -199,8 +232,9 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2026, 10, 31))
+    parser.add_argument("--clusters", type=int, default=1)
     args = parser.parse_args()
-    print(generate(args.database_url, days=args.days, end=args.end))
+    print(generate(args.database_url, days=args.days, end=args.end, clusters=args.clusters))
 
 
 if __name__ == "__main__":

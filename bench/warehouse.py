@@ -3,14 +3,15 @@
 BENCH_DATABASE_URL names a database the bench may empty and fill; without it the embedded
 PostgreSQL runs under var/bench-pgdata (apart from the tests' and `make run`'s servers) and
 the bench uses its database `hubcost_bench`. A generated warehouse is reused while its marker
-(schema `bench`: the generator's source hash, days, last day and row counts) still matches
-the tables, because regenerating a year takes minutes.
+(schema `bench`: the generator's source hash, days, last day, scale and row counts) still
+matches the tables, because regenerating a year takes minutes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS bench.warehouse (
     generator text NOT NULL, days int NOT NULL, last_day date NOT NULL,
     cost bigint NOT NULL, usage bigint NOT NULL, user_group_snapshot bigint NOT NULL,
     generated_at timestamptz NOT NULL DEFAULT now()
-)
+);
+ALTER TABLE bench.warehouse ADD COLUMN IF NOT EXISTS scale text NOT NULL DEFAULT ''
 """
 
 
@@ -89,12 +91,25 @@ def migrate_to_head(url: str) -> None:
         engine.dispose()
 
 
+def scale_key(scale: dict) -> str:
+    """The generator's scale, its defaults filled in, as the marker records it."""
+    full = {
+        "hubs": len(generate.HUBS),
+        "users_per_hub": generate.USERS_PER_HUB,
+        "active_per_day": generate.ACTIVE_PER_DAY,
+        "clusters": 1,
+        **scale,
+    }
+    return json.dumps(full, sort_keys=True)
+
+
 def current_marker(url: str) -> dict | None:
     with psycopg.connect(url) as conn:
         if conn.execute("SELECT to_regclass('bench.warehouse')").fetchone()[0] is None:
             return None
+        conn.execute(MARKER)
         row = conn.execute(
-            "SELECT generator, days, last_day, cost, usage, user_group_snapshot "
+            "SELECT generator, days, last_day, scale, cost, usage, user_group_snapshot "
             "FROM bench.warehouse"
         ).fetchone()
         if row is None:
@@ -103,18 +118,23 @@ def current_marker(url: str) -> dict | None:
             "SELECT (SELECT count(*) FROM cost), (SELECT count(*) FROM usage), "
             "(SELECT count(*) FROM user_group_snapshot)"
         ).fetchone()
-    marker = dict(zip(("generator", "days", "last_day"), row[:3], strict=True))
-    return marker if tuple(row[3:]) == tuple(counts) else None
+    marker = dict(zip(("generator", "days", "last_day", "scale"), row[:4], strict=True))
+    return marker if tuple(row[4:]) == tuple(counts) else None
 
 
 def ensure_warehouse(url: str, *, days: int, last_day: dt.date, **scale) -> dict:
     """Migrate, then generate unless the marker says these tables already hold this warehouse.
 
-    `scale` (hubs, users_per_hub, active_per_day) goes to the generator; a database holds one
-    scale (the marker does not record it).
+    `scale` (hubs, users_per_hub, active_per_day, clusters) goes to the generator and into the
+    marker: a database holds one scale, and another scale regenerates it.
     """
     migrate_to_head(url)
-    wanted = {"generator": generator_hash(), "days": days, "last_day": last_day}
+    wanted = {
+        "generator": generator_hash(),
+        "days": days,
+        "last_day": last_day,
+        "scale": scale_key(scale),
+    }
     if current_marker(url) == wanted:
         return {**wanted, "reused": True}
     counts = generate.generate(url, days=days, end=last_day, **scale)
@@ -122,12 +142,13 @@ def ensure_warehouse(url: str, *, days: int, last_day: dt.date, **scale) -> dict
         conn.execute(MARKER)
         conn.execute("DELETE FROM bench.warehouse")
         conn.execute(
-            "INSERT INTO bench.warehouse (generator, days, last_day, cost, usage, "
-            "user_group_snapshot) VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO bench.warehouse (generator, days, last_day, scale, cost, usage, "
+            "user_group_snapshot) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (
                 wanted["generator"],
                 days,
                 last_day,
+                wanted["scale"],
                 counts["cost"],
                 counts["usage"],
                 counts["user_group_snapshot"],
