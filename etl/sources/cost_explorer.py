@@ -6,6 +6,9 @@ one `GetCostAndUsage` (DAILY, `TimePeriod.End` exclusive) and one more per `Next
 included). botocore's own retries of a throttled or failed call are extra HTTP requests that
 are not counted: AWS does not bill a throttled call.
 
+Cost Explorer serves daily costs from the first day of the month 13 months before the current
+(UTC) month onwards (`oldest_day`, docs/attribution.md §7.3): older days are never asked.
+
 Each cluster reaches its costs one of three ways (docs/clusters.md): the ambient credentials;
 its `aws_role_arn`, assumed through STS; or a payer account's credentials with its
 `aws_account_id`, which every request then filters on (LINKED_ACCOUNT).
@@ -28,6 +31,8 @@ READ_TIMEOUT_S = 60
 # first attempt, with exponential backoff and jitter.
 RETRIES = 7
 DEFAULT_REGION = "us-east-1"
+# Months of history before the current one that GetCostAndUsage serves at DAILY granularity.
+HISTORY_MONTHS = 13
 ROLE_SESSION_NAME = "hubcost"
 
 # botocore error codes meaning the credentials are missing, wrong or expired.
@@ -95,6 +100,12 @@ class CostQuery:
             linked_account=cluster.aws_account_id,
             strict_cluster_tags=cluster.strict_cluster_tags,
         )
+
+
+def oldest_day(today: dt.date) -> dt.date:
+    """The oldest day Cost Explorer still serves: the 1st of the month HISTORY_MONTHS before."""
+    months = today.year * 12 + today.month - 1 - HISTORY_MONTHS
+    return dt.date(months // 12, months % 12 + 1, 1)
 
 
 def client_config():

@@ -1,7 +1,9 @@
 """The costs source: daily cost rows per slice, loaded in calendar-month chunks.
 
 The rows come from any `fetch(first, last, requests)` that yields CostRow; Cost Explorer is
-the one configured today (CLUSTER_NAME). After saving, it warns about services the component
+the one configured today (CLUSTER_NAME), and its days start at `cost_explorer.oldest_day`: a
+window reaching older days is cut there, with one warning naming the days not asked (their
+stored rows stay, since no chunk replaces them). After saving, it warns about services the component
 map does not know and about home/core cost that could not move out of compute.
 """
 
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from core.schema import SLICES
 from etl.load import CostRow, save_costs
+from etl.sources import cost_explorer
 from etl.sources.base import RequestCounter, register
 from etl.windows import Chunk, cost_chunks, costs_window
 
@@ -33,6 +36,8 @@ class CostsSource:
     # The cluster's own LOOKBACK_DAYS / INITIAL_DAYS; None: the run's.
     lookback_days: int | None = None
     initial_days: int | None = None
+    # today → the oldest day `fetch_rows` can still serve; None: any day.
+    oldest_day: Callable[[dt.date], dt.date] | None = None
 
     def window(self, today, *, last_loaded, lookback_days, initial_days):
         return costs_window(
@@ -43,7 +48,25 @@ class CostsSource:
         )
 
     def chunks(self, first: dt.date, last: dt.date, today: dt.date) -> list[Chunk]:
-        return cost_chunks(first, last, today)
+        return cost_chunks(self._within_reach(first, last, today), last, today)
+
+    def _within_reach(self, first: dt.date, last: dt.date, today: dt.date) -> dt.date:
+        """The window's first day moved up to the oldest day served, saying which days it left."""
+        oldest = first if self.oldest_day is None else self.oldest_day(today)
+        if first >= oldest:
+            return first
+        left = min(last, oldest - dt.timedelta(days=1))
+        days = f"{first}" if first == left else f"{first}..{left}"
+        log.warning(
+            "%s %s: Cost Explorer keeps %d months; %s not asked (older than %s); "
+            "their stored days are kept",
+            self.cluster,
+            self.name,
+            cost_explorer.HISTORY_MONTHS,
+            days,
+            oldest,
+        )
+        return oldest
 
     def before_fetch(self, conn: Connection, chunk: Chunk) -> None:
         return None
@@ -62,8 +85,6 @@ class CostsSource:
 def cost_explorer_source(cluster, clusters) -> CostsSource | None:
     if not cluster.costs_enabled:
         return None
-    from etl.sources import cost_explorer
-
     client = cost_explorer.make_client(cluster)
     query = cost_explorer.CostQuery.from_cluster(cluster)
     slices = None if owns_account_slice(cluster, clusters) else NON_ACCOUNT_SLICES
@@ -74,6 +95,7 @@ def cost_explorer_source(cluster, clusters) -> CostsSource | None:
         ),
         lookback_days=cluster.lookback_days,
         initial_days=cluster.initial_days,
+        oldest_day=cost_explorer.oldest_day,
     )
 
 

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from core.settings import Settings
+from etl.sources import cost_explorer
 from etl.sources.cost_explorer import CostQuery, RequestCounter, fetch_costs
 from etl.sources.demo import DEMO_CLUSTER, DemoCostExplorer
 from hubcost import cli
@@ -22,6 +23,13 @@ from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
 from tests.rows import select_all
 
 H = "2i2c:hub-name"
+
+
+@pytest.fixture(autouse=True)
+def cost_explorer_serves_march_2025(monkeypatch):
+    """The recorded history is of March 2025: older than Cost Explorer keeps today, so the
+    local one is taken to serve it (the cut itself: tests/etl/test_cost_explorer_reach.py)."""
+    monkeypatch.setattr(cost_explorer, "oldest_day", lambda today: dt.date(2025, 3, 1))
 
 
 def api_client(database_url, stack):

@@ -8,8 +8,11 @@ account each request filters on; `a` and `c` each have a real Prometheus of thei
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from etl.sources import cost_explorer
 from hubcost import cli
 from tests.etl.prometheus_history import free_port
 from tests.etl.sources.aws_endpoint import FakeCostExplorer, answer
@@ -19,6 +22,13 @@ H = "2i2c:hub-name"
 DAYS = ["2025-03-01", "2025-03-02", "2025-03-03"]
 ACCOUNT_TOTAL = {"111111111111": "30", "222222222222": "50"}
 WINDOW = ["--from", DAYS[0], "--to", DAYS[-1]]
+
+
+@pytest.fixture(autouse=True)
+def cost_explorer_serves_march_2025(monkeypatch):
+    """The recorded history is of March 2025: older than Cost Explorer keeps today, so the
+    local one is taken to serve it (the cut itself: tests/etl/test_cost_explorer_reach.py)."""
+    monkeypatch.setattr(cost_explorer, "oldest_day", lambda today: dt.date(2025, 3, 1))
 
 
 def linked_account(request) -> str:
