@@ -10,7 +10,8 @@ whole list, `rounds` times) until it is exhausted or `time_limit_s` has passed. 
 is timed from sending to the last byte of the body. With `count_rows`, the body is parsed
 after the clock stopped (JSON arrays: their length; CSV: lines minus the header). With
 `revalidate`, each thread sends the ETag it last got for a path as `If-None-Match`, as a
-browser or a caching proxy does. `headers` go with every request.
+browser or a caching proxy does. `headers` go with every request (`Accept-Encoding: gzip`
+as Grafana sends it); each result has the answer's `Content-Encoding` (`encoding`, or null).
 
     python -m bench.loadgen < plan.json
 """
@@ -61,6 +62,7 @@ def run(plan: dict) -> dict:
                     "seconds": seconds,
                     "status": response.status,
                     "bytes": len(body),
+                    "encoding": response.getheader("content-encoding"),
                 }
                 if plan.get("count_rows") and response.status == 200:
                     result["rows"] = _rows(body, response.getheader("content-type", ""))

@@ -10,6 +10,11 @@
 7. the pages under /ui/: weight and time to first paint in headless chromium
 8. the upgrade from the previous release (0005) on a warehouse of the same days: how long its
    locks are held and what the API's reads see meanwhile (a database of its own, rebuilt)
+9. speed (issue 14), the code before issue 14 (a git worktree of its commit) and this one in
+   the same run: one dashboard load of ten requests cold and repeated (1,000 users x 20 hubs x
+   30 days), the bulk answers of 2 against bare SQL with peak RSS and gzip, 20 clusters x
+   1,000 users x 365 days with and without a cluster filter, and the load average throughout
+   (`--only 9` runs this figure alone)
 
 The database is BENCH_DATABASE_URL, else the embedded PostgreSQL under var/bench-pgdata.
 The generated warehouse and the Prometheus history are reused while their markers match.
@@ -29,7 +34,14 @@ from pathlib import Path
 
 import psycopg
 
-from bench import budget_figures, http_figures, page_figures, upgrade_figures, warehouse
+from bench import (
+    budget_figures,
+    http_figures,
+    page_figures,
+    speed_figures,
+    upgrade_figures,
+    warehouse,
+)
 from bench.server import ApiServer, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,11 +143,31 @@ def etl_part(size: dict, quick: bool) -> dict:
     return {"history": history, **figures}
 
 
+def speed_part(url: str, quick: bool) -> dict:
+    before = speed_figures.before_checkout()
+    started = time.perf_counter()
+    prepared = speed_figures.prepare(LAST_DAY, quick=quick)
+    ready_s = time.perf_counter() - started
+    figures = speed_figures.figures(
+        prepared["dashboard_url"],
+        url,
+        prepared["clusters_url"],
+        LAST_DAY,
+        size=speed_figures.QUICK if quick else speed_figures.FULL,
+        before=before,
+        log_path=VAR / "bench-serve.log",
+    )
+    warehouses = {k: v for k, v in prepared.items() if k.endswith("_warehouse")}
+    return {**figures, "warehouses": warehouses, "warehouses_ready_s": ready_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a reduced smoke run")
     parser.add_argument("--skip-etl", action="store_true", help="only figures 1-3 and 5")
     parser.add_argument("--skip-upgrade", action="store_true", help="not figure 8")
+    parser.add_argument("--skip-speed", action="store_true", help="not figure 9")
+    parser.add_argument("--only", choices=["9"], help="this figure alone")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     VAR.mkdir(exist_ok=True)
@@ -147,6 +179,10 @@ def main() -> None:
     results["warehouse"] = warehouse.ensure_warehouse(url, days=size["days"], last_day=LAST_DAY)
     results["warehouse"]["ready_s"] = time.perf_counter() - started
     results["warehouse"]["rows"] = table_sizes(url)
+    if args.only == "9":
+        results["speed"] = speed_part(url, args.quick)
+        write(results, "bench-results-speed" + ("-quick" if args.quick else ""))
+        return
     results["load_average_before"] = os.getloadavg()
     results["api"] = api_figures(url, size)
     results["load_average_after_api"] = os.getloadavg()
@@ -161,7 +197,13 @@ def main() -> None:
     if not args.skip_upgrade:
         upgrade_url = warehouse.recreate_database(upgrade_figures.DATABASE)
         results["upgrade"] = upgrade_figures.figures(upgrade_url, days=size["days"])
-    out = VAR / ("bench-results-quick.json" if args.quick else "bench-results.json")
+    if not args.skip_speed:
+        results["speed"] = speed_part(url, args.quick)
+    write(results, "bench-results" + ("-quick" if args.quick else ""))
+
+
+def write(results: dict, name: str) -> None:
+    out = VAR / f"{name}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(report(results))
     print(f"\n(all figures as JSON: {out})")
@@ -180,22 +222,17 @@ def table_sizes(url: str) -> dict:
 
 
 def report(r: dict) -> str:
-    lines = []
-    m = r["machine"]
-    lines.append(
-        f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
-        f"PostgreSQL {m['postgresql']}, Python {m['python']}"
-    )
+    lines = [machine_line(r["machine"])]
+    if "api" not in r:  # --only 9
+        lines.append(warehouse_line(r["warehouse"]))
+        lines.extend(speed_report(r["speed"]))
+        return "\n".join(lines)
     lines.append(
         "load average (1, 5, 15 min) before the API figures "
         f"{tuple(round(x, 1) for x in r['load_average_before'])}, after "
         f"{tuple(round(x, 1) for x in r['load_average_after_api'])}"
     )
-    w = r["warehouse"]
-    lines.append(
-        f"warehouse: {w['days']} days to {w['last_day']}, rows {w['rows']}, "
-        f"{'reused' if w['reused'] else 'generated'} in {w['ready_s']:.0f} s"
-    )
+    lines.append(warehouse_line(r["warehouse"]))
     api = r["api"]
     lines.append(
         "\n1. dashboard requests, one client, ms (target p95 < 50 at 30 d, < 250 at 365 d)"
@@ -278,7 +315,33 @@ def report(r: dict) -> str:
     lines.extend(page_figures.report(r["pages"]))
     if "upgrade" in r:
         lines.extend(upgrade_figures.report(r["upgrade"]))
+    if "speed" in r:
+        lines.extend(speed_report(r["speed"]))
     return "\n".join(lines)
+
+
+def machine_line(m: dict) -> str:
+    return (
+        f"machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"PostgreSQL {m['postgresql']}, Python {m['python']}"
+    )
+
+
+def warehouse_line(w: dict) -> str:
+    return (
+        f"warehouse: {w['days']} days to {w['last_day']}, rows {w['rows']}, "
+        f"{'reused' if w['reused'] else 'generated'} in {w['ready_s']:.0f} s"
+    )
+
+
+def speed_report(s: dict) -> list[str]:
+    lines = speed_figures.report(s)
+    for name, w in s["warehouses"].items():
+        lines.append(
+            f"   {name}: {w['days']} days, scale {w['scale']}, "
+            f"{'reused' if w['reused'] else 'generated'}"
+        )
+    return lines
 
 
 if __name__ == "__main__":

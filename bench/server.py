@@ -56,17 +56,35 @@ class PeakMemory:
 
 
 class ApiServer:
-    """`hubcost serve` on a free loopback port with DATABASE_URL set; stopped on exit."""
+    """`hubcost serve` on a free loopback port with DATABASE_URL set; stopped on exit.
 
-    def __init__(self, database_url: str, *, log_path: Path, env: dict | None = None):
+    `source`, a checkout of another commit (a `git worktree`), serves that commit's code with
+    this virtualenv's packages: its directory is the process's first import path. An older
+    commit's /health/ready refuses the head schema (a revision it does not know), so its
+    readiness is `ready_path`, a request of its own that reads the data.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        log_path: Path,
+        env: dict | None = None,
+        source: Path | None = None,
+        ready_path: str = "/health/ready",
+    ):
+        self.ready_path = ready_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **(env or {})}
         env.pop("API_TOKEN", None)
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hubcost.cli", "serve", "--port", str(self.port)],
             env=env,
+            cwd=source,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -78,7 +96,7 @@ class ApiServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hubcost serve exited: see {self._log.name}")
             try:
-                with urllib.request.urlopen(f"{self.base}/health/ready", timeout=5) as r:
+                with urllib.request.urlopen(f"{self.base}{self.ready_path}", timeout=5) as r:
                     if r.status == 200:
                         return self
             except urllib.error.HTTPError as exc:

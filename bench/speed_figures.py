@@ -1,0 +1,435 @@
+"""Figure 9 (issue 14): answers near the machine's limit, before and after in one run.
+
+"Before" is the code of BEFORE_COMMIT (the last commit before issue 14's work) checked out as a
+`git worktree` and served by this virtualenv; "after" is this checkout. Both read the same
+databases at the head schema (the older code ignores what 0011 and 0012 added):
+
+a. the ten requests of one dashboard load, 1,000 users x 20 hubs x 30 days (a database of its
+   own), a fresh server each time: every request's ms and the total on first request (cold),
+   then repeated as a Grafana refresh of unchanged data, with `If-None-Match` (304) and without
+   (the response cache);
+b. the bulk answers of figure 2 (year warehouse, 30 days), JSON and CSV, API / bare SQL and the
+   server's peak RSS through them; and with `Accept-Encoding: gzip`, bytes and time both ways;
+c. 20 clusters x 1,000 users x 365 days (a database of its own): the dashboard requests of one
+   cluster (`/clusters/{cluster}/...`) and of all clusters, p50/p95 at 30 and 365 days, with no
+   response cache (every answer runs its statement) and, after, with it;
+d. the machine's load average, sampled every second throughout.
+
+    python -m bench.run --only 9 [--quick]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import http_figures, warehouse
+from bench.http_figures import HUB, failures, grafana_date, load, percentiles
+from bench.server import ApiServer, PeakMemory, memory_kib
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE_COMMIT = "473da7d"
+BEFORE_CHECKOUT = Path("/tmp/hubcost-before")
+DASHBOARD_DATABASE = "hubcost_bench_dash"
+CLUSTERS_DATABASE = "hubcost_bench_clusters"
+DASHBOARD_SCALE = dict(hubs=20, users_per_hub=50, active_per_day=120)  # 12% active, as the year
+CLUSTER = "cluster-01"
+# Not one of the ten: the older code's /health/ready refuses the head schema, and a readiness
+# request among the ten would warm (or, after, cache) the answer the cold figure measures.
+READY_PATH = "/cluster-names"
+DASHBOARD_MODES = ("cold", "cold_gzip", "revalidated", "repeated", "repeated_gzip")
+
+FULL = dict(
+    cold_servers=3,
+    rounds=20,
+    bulk_repeat=5,
+    clusters=20,
+    cluster_days=365,
+    cluster_rounds={"one": 20, "all": 5},
+)
+QUICK = dict(
+    cold_servers=1,
+    rounds=2,
+    bulk_repeat=1,
+    clusters=3,
+    cluster_days=35,
+    cluster_rounds={"one": 2, "all": 1},
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A code base and its settings, served by a fresh `hubcost serve` per figure."""
+
+    name: str
+    source: Path | None = None  # None: this checkout
+    env: dict = field(default_factory=dict)
+
+    def server(self, url: str, log_path: Path) -> ApiServer:
+        return ApiServer(
+            url, log_path=log_path, env=self.env, source=self.source, ready_path=READY_PATH
+        )
+
+
+def before_checkout(path: Path = BEFORE_CHECKOUT, commit: str = BEFORE_COMMIT) -> Path:
+    """A worktree of `commit` at `path`, added unless it is already there."""
+    if not (path / ".git").exists():
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "prune"], check=True, timeout=60)
+        subprocess.run([*git, "add", "--detach", str(path), commit], check=True, timeout=120)
+    head = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    wanted = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", commit], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if head != wanted:
+        raise RuntimeError(f"{path} is at {head[:7]}, not {commit}: remove it (git worktree)")
+    return path
+
+
+def variants(before: Path | None) -> list[Variant]:
+    after = Variant("after")
+    return [after] if before is None else [Variant("before", source=before), after]
+
+
+class LoadAverage:
+    """The 1-minute load average from /proc/loadavg, sampled every second until stopped."""
+
+    def __init__(self, interval_s: float = 1.0):
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(float(Path("/proc/loadavg").read_text().split()[0]))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> LoadAverage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> dict:
+        s = self.samples
+        return {"n": len(s), "min": min(s), "max": max(s), "mean": statistics.fmean(s)}
+
+
+def dashboard_load(last_day: dt.date, days: int = 30) -> list[tuple[str, str]]:
+    """The ten requests one load of the dashboard sends over the whole range (issue 14)."""
+    first = last_day - dt.timedelta(days=days - 1)
+    span = f"from={grafana_date(first)}&to={grafana_date(last_day, end=True)}"
+    return [
+        ("/total-costs", f"/total-costs?{span}"),
+        ("/total-costs-per-hub", f"/total-costs-per-hub?{span}"),
+        ("/total-costs-per-component", f"/total-costs-per-component?{span}&hub=all"),
+        ("/total-costs-per-component?hub=X", f"/total-costs-per-component?{span}&hub={HUB}"),
+        ("/costs-per-user", f"/costs-per-user?{span}"),
+        ("/costs-per-user?hub=X&limit=5", f"/costs-per-user?{span}&hub={HUB}&limit=5"),
+        ("/total-usage", f"/total-usage?{span}"),
+        ("/total-costs-per-group", f"/total-costs-per-group?{span}"),
+        ("/hub-names", f"/hub-names?{span}"),
+        ("/users-with-multiple-groups", "/users-with-multiple-groups?hub_name=all&user_name="),
+    ]
+
+
+def _plan(base: str, requests: list, rounds: int, **options) -> dict:
+    return {
+        "base": base,
+        "requests": requests,
+        "rounds": rounds,
+        "concurrency": 1,
+        "time_limit_s": 900,
+        **options,
+    }
+
+
+def _rounds(results: list[dict], per_round: int) -> list[list[dict]]:
+    return [results[i : i + per_round] for i in range(0, len(results), per_round)]
+
+
+def _load_summary(rounds: list[list[dict]]) -> dict:
+    """Per request the median ms, and the ten's total per round: median, max."""
+    totals = [sum(r["seconds"] for r in one) * 1000 for one in rounds]
+    by_label: dict[str, list[float]] = {}
+    for one in rounds:
+        for r in one:
+            by_label.setdefault(r["label"], []).append(r["seconds"] * 1000)
+    flat = [r for one in rounds for r in one]
+    return {
+        "total_ms": statistics.median(totals),
+        "total_max_ms": max(totals),
+        "rounds": len(rounds),
+        "by_request": {label: statistics.median(v) for label, v in by_label.items()},
+        "bytes": {r["label"]: r["bytes"] for r in rounds[-1]},
+        "statuses": sorted({r["status"] for r in flat}),
+        "failures": {k: v for k, v in failures(flat).items() if k != "304"},
+    }
+
+
+def dashboard_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path):
+    """Cold: a fresh server per load (median of `cold_servers`); then repeated in the last."""
+    requests = dashboard_load(last_day)
+    n = len(requests)
+    cold, cold_gzip = [], []
+    gzip = {"Accept-Encoding": "gzip"}
+    for _ in range(size["cold_servers"]):
+        with variant.server(url, log) as server:
+            cold.append(load(_plan(server.base, requests, 1))["results"])
+        with variant.server(url, log) as server:
+            cold_gzip.append(load(_plan(server.base, requests, 1, headers=gzip))["results"])
+    with variant.server(url, log) as server:
+        load(_plan(server.base, requests, 1))  # the first load, then the refreshes
+        rounds = size["rounds"]
+        # The loader's first round learns the ETags; the refreshes are the rounds after it.
+        revalidated = load(_plan(server.base, requests, rounds + 1, revalidate=True))
+        plain = load(_plan(server.base, requests, rounds))
+        plain_gzip = load(_plan(server.base, requests, rounds, headers=gzip))
+    return {
+        "cold": _load_summary(cold),
+        "cold_gzip": _load_summary(cold_gzip),
+        "revalidated": _load_summary(_rounds(revalidated["results"], n)[1:]),
+        "repeated": _load_summary(_rounds(plain["results"], n)),
+        "repeated_gzip": _load_summary(_rounds(plain_gzip["results"], n)),
+    }
+
+
+def bulk_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path) -> dict:
+    """Figure 2's bulk answers and ratios, the server's peak RSS, then the same with gzip."""
+    with variant.server(url, log) as server:
+        pid = server.process.pid
+        idle_mib = memory_kib(pid)["VmRSS"] / 1024
+        with PeakMemory(pid, interval_s=0.05) as peak:
+            bulk = http_figures.bulk(
+                server.base, url, last_day, days=30, repeat=size["bulk_repeat"]
+            )
+        encoded = compression(server.base, last_day, repeat=size["bulk_repeat"])
+        hwm_after_gzip = memory_kib(pid)["VmHWM"] / 1024
+    return {
+        "bulk": bulk,
+        "idle_mib": idle_mib,
+        "peak_mib": peak.peak_kib / 1024,
+        "peak_after_gzip_mib": hwm_after_gzip,
+        "gzip": encoded,
+    }
+
+
+def compression(base: str, last_day: dt.date, *, repeat: int) -> list[dict]:
+    """Each bulk answer with and without `Accept-Encoding: gzip`: bytes on the wire and time."""
+    first = last_day - dt.timedelta(days=29)
+    figures = []
+    for path in http_figures.BULK:
+        for fmt in ("json", "csv"):
+            url = f"{path}?from={first}&to={last_day}" + ("&format=csv" if fmt == "csv" else "")
+            row: dict = {"request": f"{path} {fmt}"}
+            for way, headers in (("identity", {}), ("gzip", {"Accept-Encoding": "gzip"})):
+                plan = _plan(base, [[row["request"], url]], repeat + 1, headers=headers)
+                results = load(plan)["results"][1:]  # the first is a warm-up
+                row[way] = {
+                    "bytes": results[-1]["bytes"],
+                    "encoding": results[-1]["encoding"],
+                    "s": statistics.median(r["seconds"] for r in results),
+                    "statuses": sorted({r["status"] for r in results}),
+                }
+            figures.append(row)
+    return figures
+
+
+def cluster_requests(last_day: dt.date, days: int, cluster: str | None):
+    """The dashboard requests of figure 1: one cluster's (§9.1 form), or every cluster's."""
+    requests = http_figures.dashboard_requests(last_day, days)
+    if cluster is None:
+        return requests
+    return [(label, f"/clusters/{cluster}{path}") for label, path in requests]
+
+
+def latency(base: str, requests: list, rounds: int) -> dict:
+    """One client, one warm-up round, then `rounds`: per request and overall p50/p95 (ms)."""
+    load(_plan(base, requests, 1))
+    results = load(_plan(base, requests, rounds))["results"]
+    by_label: dict[str, list[float]] = {}
+    for r in results:
+        by_label.setdefault(r["label"], []).append(r["seconds"])
+    figures = {label: percentiles(values) for label, values in by_label.items()}
+    figures["all"] = {**percentiles([r["seconds"] for r in results]), "failures": failures(results)}
+    return figures
+
+
+def cluster_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path):
+    figures = {}
+    with variant.server(url, log) as server:
+        for days in (30, size["cluster_days"]):
+            for scope, cluster in (("one", CLUSTER), ("all", None)):
+                requests = cluster_requests(last_day, days, cluster)
+                rounds = size["cluster_rounds"][scope]
+                figures[f"{scope}_{days}d"] = latency(server.base, requests, rounds)
+    return figures
+
+
+def figures(
+    dashboard_url: str,
+    bulk_url: str,
+    clusters_url: str,
+    last_day: dt.date,
+    *,
+    size: dict,
+    before: Path | None,
+    log_path: Path,
+) -> dict:
+    """Every part of figure 9 for each variant, the load average sampled throughout."""
+    result: dict = {"before_commit": BEFORE_COMMIT if before else None, "size": size}
+    with LoadAverage() as loadavg:
+        for variant in variants(before):
+            result[variant.name] = {
+                "dashboard": dashboard_figures(dashboard_url, last_day, variant, size, log_path),
+                "bulk": bulk_figures(bulk_url, last_day, variant, size, log_path),
+            }
+        for variant in variants(before):
+            uncached = Variant(variant.name, variant.source, {"RESPONSE_CACHE_MB": "0"})
+            result[variant.name]["clusters"] = cluster_figures(
+                clusters_url, last_day, uncached, size, log_path
+            )
+        if before is not None:
+            result["after"]["clusters_cached"] = cluster_figures(
+                clusters_url, last_day, Variant("after"), size, log_path
+            )
+    result["load_average"] = loadavg.summary()
+    return result
+
+
+def prepare(last_day: dt.date, *, quick: bool) -> dict:
+    """The two databases of their own (reused while their markers match); the URLs."""
+    suffix = "_quick" if quick else ""
+    dashboard = warehouse.bench_database_url(DASHBOARD_DATABASE + suffix)
+    clusters = warehouse.bench_database_url(CLUSTERS_DATABASE + suffix)
+    size = QUICK if quick else FULL
+    scale = {**DASHBOARD_SCALE, "clusters": size["clusters"]}
+    return {
+        "dashboard_url": dashboard,
+        "clusters_url": clusters,
+        "dashboard_warehouse": warehouse.ensure_warehouse(
+            dashboard, days=30, last_day=last_day, **DASHBOARD_SCALE
+        ),
+        "clusters_warehouse": warehouse.ensure_warehouse(
+            clusters, days=size["cluster_days"], last_day=last_day, **scale
+        ),
+    }
+
+
+def report(r: dict) -> list[str]:
+    names = [n for n in ("before", "after") if n in r]
+    la = r["load_average"]
+    lines = [
+        f"\n9. speed (issue 14): {' vs '.join(names)}"
+        + (f" (before = {r['before_commit']})" if r.get("before_commit") else "")
+        + f"; load average (1 min) during the figure: min {la['min']:.2f}, max {la['max']:.2f}, "
+        f"mean {la['mean']:.2f} ({la['n']} samples)"
+    ]
+    lines.extend(_dashboard_report(r, names))
+    lines.extend(_bulk_report(r, names))
+    lines.extend(_cluster_report(r, names))
+    return lines
+
+
+def _dashboard_report(r: dict, names: list[str]) -> list[str]:
+    lines = [
+        "9a. one dashboard load, 10 requests, 1,000 users x 20 hubs x 30 days, ms, "
+        f"{' / '.join(names)} (targets: total < 200 cold, < 50 repeated)",
+        f"{'request':34}" + "".join(f" {m:>17}" for m in DASHBOARD_MODES),
+    ]
+
+    def cells(values: list[float]) -> str:
+        return "".join(f" {'/'.join(f'{v:.1f}' for v in one):>17}" for one in values)
+
+    for label in r[names[0]]["dashboard"]["cold"]["by_request"]:
+        values = [
+            [r[n]["dashboard"][m]["by_request"][label] for n in names] for m in DASHBOARD_MODES
+        ]
+        lines.append(f"{label:34}" + cells(values))
+    totals = [[r[n]["dashboard"][m]["total_ms"] for n in names] for m in DASHBOARD_MODES]
+    lines.append(f"{'total of the ten (median)':34}" + cells(totals))
+    worst = [[r[n]["dashboard"][m]["total_max_ms"] for n in names] for m in DASHBOARD_MODES]
+    lines.append(f"{'total of the ten (max)':34}" + cells(worst))
+    for n in names:
+        d = r[n]["dashboard"]
+        statuses = ", ".join(f"{m} {d[m]['statuses']}" for m in DASHBOARD_MODES)
+        failed = {m: d[m]["failures"] for m in DASHBOARD_MODES if d[m]["failures"]}
+        lines.append(
+            f"   {n}: statuses {statuses}; failures {failed or 'none'}; bodies of the ten "
+            f"{sum(d['cold']['bytes'].values())} bytes, gzip {sum(d['cold_gzip']['bytes'].values())}"
+        )
+    return lines
+
+
+def _bulk_report(r: dict, names: list[str]) -> list[str]:
+    lines = [
+        "9b. bulk answers, year warehouse, 30 days unfiltered (targets: API / bare SQL < 1.1, "
+        "peak RSS < 150 MB)",
+        f"{'request':22} {'variant':7} {'rows':>7} {'MB':>6} {'API s':>7} {'SQL s':>7} "
+        f"{'ratio':>6}  rounds",
+    ]
+    for n in names:
+        for b in r[n]["bulk"]["bulk"]:
+            lines.append(
+                f"{b['request']:22} {n:7} {b['rows']:7d} {b['mb']:6.1f} {b['api_s']:7.3f} "
+                f"{b['sql_s']:7.3f} {b['ratio']:6.2f}  "
+                + ", ".join(f"{x:.2f}" for x in b["ratios"])
+            )
+    for n in names:
+        b = r[n]["bulk"]
+        lines.append(
+            f"   {n}: hubcost serve peak RSS through the bulk answers {b['peak_mib']:.0f} MiB "
+            f"(idle {b['idle_mib']:.0f} MiB; after the gzip ones {b['peak_after_gzip_mib']:.0f})"
+        )
+    lines.append(
+        f"{'with Accept-Encoding: gzip':22} {'variant':7} {'MB':>6} {'s':>7} {'gzip MB':>8} {'s':>7}"
+    )
+    for n in names:
+        for g in r[n]["bulk"]["gzip"]:
+            i, z = g["identity"], g["gzip"]
+            lines.append(
+                f"{g['request']:22} {n:7} {i['bytes'] / 1e6:6.2f} {i['s']:7.3f} "
+                f"{z['bytes'] / 1e6:8.2f} {z['s']:7.3f}  (encoding {z['encoding'] or 'none'})"
+            )
+    return lines
+
+
+def _cluster_report(r: dict, names: list[str]) -> list[str]:
+    days = r["size"]["cluster_days"]
+    lines = [
+        f"9c. {r['size']['clusters']} clusters x 1,000 users x {days} days: dashboard "
+        f"requests of {CLUSTER} (/clusters/{{c}}/...) and of all clusters, p50 / p95 ms "
+        "(targets for one cluster: p95 < 50 at 30 d, < 250 at 365 d)"
+    ]
+    columns = [(n, "clusters") for n in names]
+    if "clusters_cached" in r.get("after", {}):
+        columns.append(("after", "clusters_cached"))
+    for scope in ("one", "all"):
+        for d in (30, days):
+            key = f"{scope}_{d}d"
+            heading = "one cluster" if scope == "one" else "all clusters"
+            lines.append(
+                f"{heading + f', {d} d':52}"
+                + "".join(
+                    f" {(n + (' cache' if part == 'clusters_cached' else ' no cache')):>17}"
+                    for n, part in columns
+                )
+            )
+            for label in r[names[0]]["clusters"][key]:
+                cells = [r[n][part][key][label] for n, part in columns]
+                lines.append(
+                    f"   {label:49}" + "".join(f" {c['p50']:8.1f}/{c['p95']:8.1f}" for c in cells)
+                )
+            fails = {f"{n} {part}": r[n][part][key]["all"]["failures"] for n, part in columns}
+            if any(fails.values()):
+                lines.append(f"   answers other than 200: {fails}")
+    return lines
