@@ -16,10 +16,15 @@ c. 20 clusters x 1,000 users x 365 days (a database of its own): the dashboard r
 d. the machine's load average, sampled every second throughout.
 
     python -m bench.run --only 9 [--quick]
+
+The cause of a slow request is in its statement's plan: `python -m bench.speed_figures
+--days 365 [--all-clusters] [--quick]` writes EXPLAIN (ANALYZE, BUFFERS) of the dashboard requests'
+statements on the clusters' warehouse to var/ and prints each one's execution time.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import statistics
 import subprocess
@@ -27,8 +32,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from api import queries
+from api.params import DateRange, Listing
 from bench import http_figures, warehouse
-from bench.http_figures import HUB, failures, grafana_date, load, percentiles
+from bench.http_figures import GROUP, HUB, failures, grafana_date, load, percentiles
 from bench.server import ApiServer, PeakMemory, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,3 +443,57 @@ def _cluster_report(r: dict, names: list[str]) -> list[str]:
             if any(fails.values()):
                 lines.append(f"   answers other than 200: {fails}")
     return lines
+
+
+def dashboard_statements(last_day: dt.date, days: int, cluster: str | None) -> list:
+    """(label, builder, listing) of each request of `cluster_requests`, as the API parses it."""
+    span = DateRange(last_day - dt.timedelta(days=days - 1), last_day)
+    scope = {"clusters": [cluster]} if cluster else {"by_cluster": True}
+    labels = [label for label, _ in http_figures.dashboard_requests(last_day, days)]
+    statements = [
+        (queries.total_costs, dict(days=span)),
+        (queries.total_costs_per_hub, dict(days=span)),
+        (queries.total_costs_per_component, dict(days=span)),
+        (queries.total_costs_per_component, dict(days=span, hubs=[HUB])),
+        (queries.costs_per_user, dict(days=span, hubs=[HUB], components=["compute"], limit=10)),
+        (queries.costs_per_user, dict(days=span, usergroups=[GROUP], limit=10)),
+        (queries.total_costs_per_group, dict(days=span)),
+        (queries.hub_names, dict(days=span)),
+        (queries.users_with_multiple_groups, {}),
+    ]
+    return [
+        (label, build, Listing(**fields, **scope))
+        for label, (build, fields) in zip(labels, statements, strict=True)
+    ]
+
+
+def explain(database_url: str, build, listing: Listing) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the endpoint's statement as the bare SQL fetch runs it."""
+    statement, params = queries.psycopg_statement(build(listing))
+    query = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) {}").format(sql.SQL(statement))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET jit = off")  # as the API's connections run
+        return [line for (line,) in conn.execute(query, params)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="EXPLAIN of figure 9c's statements")
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--all-clusters", action="store_true", help="not one cluster's")
+    parser.add_argument("--last-day", type=dt.date.fromisoformat, default=dt.date(2026, 10, 31))
+    parser.add_argument("--quick", action="store_true", help="the --quick run's warehouse")
+    args = parser.parse_args()
+    url = warehouse.bench_database_url(CLUSTERS_DATABASE + ("_quick" if args.quick else ""))
+    cluster = None if args.all_clusters else CLUSTER
+    out = ROOT / "var" / f"bench-explain-{'all' if cluster is None else cluster}-{args.days}d.txt"
+    with out.open("w") as f:
+        for label, build, listing in dashboard_statements(args.last_day, args.days, cluster):
+            plan = explain(url, build, listing)
+            f.write(f"== {label}\n" + "\n".join(plan) + "\n\n")
+            took = next(line for line in plan if line.startswith("Execution Time"))
+            print(f"{label:52} {took.removeprefix('Execution Time: ')}")
+    print(f"(plans in {out})")
+
+
+if __name__ == "__main__":
+    main()
