@@ -102,6 +102,18 @@ def before_checkout(path: Path = BEFORE_CHECKOUT, commit: str = BEFORE_COMMIT) -
     return path
 
 
+def after_code() -> dict:
+    """The commit "after" serves, and the code changed in the checkout since (served too)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "api", "core", "etl", "hubcost", "migrations")
+    lines = [line.strip() for line in changed.splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": lines}
+
+
 def variants(before: Path | None) -> list[Variant]:
     after = Variant("after")
     return [after] if before is None else [Variant("before", source=before), after]
@@ -296,7 +308,11 @@ def figures(
     log_path: Path,
 ) -> dict:
     """Every part of figure 9 for each variant, the load average sampled throughout."""
-    result: dict = {"before_commit": BEFORE_COMMIT if before else None, "size": size}
+    result: dict = {
+        "before_commit": BEFORE_COMMIT if before else None,
+        "after_code": after_code(),
+        "size": size,
+    }
     with LoadAverage() as loadavg:
         for variant in variants(before):
             result[variant.name] = {
@@ -344,6 +360,12 @@ def report(r: dict) -> list[str]:
         + f"; load average (1 min) during the figure: min {la['min']:.2f}, max {la['max']:.2f}, "
         f"mean {la['mean']:.2f} ({la['n']} samples)"
     ]
+    after = r.get("after_code")
+    if after:
+        lines.append(
+            f"   after = {after['commit']}"
+            + (f" + uncommitted: {', '.join(after['uncommitted'])}" if after["uncommitted"] else "")
+        )
     lines.extend(_dashboard_report(r, names))
     lines.extend(_bulk_report(r, names))
     lines.extend(_cluster_report(r, names))
