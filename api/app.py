@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import endpoints, queries
+from api import endpoints, queries, streaming
 from api.auth import BearerToken
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.http_cache import ResponseCache
@@ -54,6 +54,8 @@ class ApiState:
     several: bool = field(default=False)
     response_cache: ResponseCache | None = field(default=None)
     versioned: bool = field(default=False)
+    # Answers larger than this are streamed, not held (api/streaming.py).
+    stream_threshold: int = field(default=streaming.THRESHOLD)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()

@@ -11,17 +11,18 @@ their cluster, answer for every cluster (docs/api.md §9.4).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import sqlalchemy.exc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from api import http_cache, queries
+from api import http_cache, queries, streaming
 from api.errors import ApiError, DatabaseUnavailable, is_unavailable
 from api.params import Listing, Reader
 
@@ -50,6 +51,9 @@ class ListEndpoint:
     cluster_filter: bool = False
     # Takes one day, `as_of` (default today), instead of a range.
     as_of: bool = False
+    # Rows per user: its JSON is read row by row and streamed when large (docs/api.md §3.3);
+    # the others' is built whole by PostgreSQL in one statement.
+    streamed: bool = False
 
     @property
     def cluster_path(self) -> str:
@@ -136,6 +140,7 @@ LIST_ENDPOINTS = (
         },
         limit=True,
         order="date, hub, component, value descending, user, usergroup",
+        streamed=True,
     ),
     ListEndpoint(
         "/total-usage",
@@ -147,6 +152,7 @@ LIST_ENDPOINTS = (
         ("date", "user", "hub", "component", "value"),
         filters={"hub": "hubs", "component": "components", "user": "users"},
         order="date, component, hub, user",
+        streamed=True,
     ),
     ListEndpoint(
         "/total-costs-per-group",
@@ -168,6 +174,7 @@ LIST_ENDPOINTS = (
         ("hub", "username", "username_escaped", "usergroup"),
         filters={"hub": "hubs", "username": "users", "usergroup": "usergroups"},
         order="hub, username, usergroup",
+        streamed=True,
     ),
     ListEndpoint(
         "/users-with-multiple-groups",
@@ -269,8 +276,11 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
             if cluster is not None and cluster not in known:
                 raise UnknownCluster(cluster)
 
-        def answer(conn) -> tuple[str, str, dict[str, str]]:
-            """The body, its media type and the freshness header, from the database."""
+        def answer(conn) -> tuple[Generator[bytes], str, dict[str, str]]:
+            """The body's chunks, its media type and the freshness header, from the database.
+
+            The chunks are read only when asked for; an error reading them is the database's.
+            """
             if wanted_components is not None:
                 fields["components"] = reader.check_components(
                     wanted_components, queries.known_components(conn)
@@ -283,15 +293,16 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
             scope = None if cluster is None else [cluster]
             if scope is not None:
                 fields["clusters"] = scope
-            if response_format == "csv":
+            if response_format == "csv" or spec.streamed:
                 known = state.known_clusters(conn) if spec.takes_cluster else []
                 check(known)
                 by_cluster = spec.clustered and cluster is None and len(known) > 1
                 listing = Listing(**fields, by_cluster=by_cluster)
                 select = dataclasses.replace(spec.build(listing), scope=scope)
-                body = queries.run_csv(conn, select)
-                loaded_at = queries.data_loaded_at(conn, select.scope)
-                return body, "text/csv", freshness(loaded_at)
+                headers = freshness(queries.data_loaded_at(conn, select.scope))
+                if response_format == "csv":
+                    return queries.stream_csv(conn, select), "text/csv", headers
+                return queries.stream_json(conn, select), "application/json", headers
             # One statement reads the rows and the clusters they were read with: it assumes
             # the form (one cluster or several) the last request found, and is run again in
             # the other form on the rare request that finds the number of clusters changed.
@@ -309,14 +320,29 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 if one_form or (len(known) > 1) == several:
                     break
                 several = state.several = len(known) > 1
-            return body, "application/json", freshness(loaded_at)
+            return streaming.whole(body.encode()), "application/json", freshness(loaded_at)
 
-        with state.connect() as conn:
+        def read(conn, held: contextlib.ExitStack, validators: dict[str, str]):
+            """The answer whole (`Cached`), or, larger than the threshold, its stream, which
+            takes the connection along (`held`)."""
+            chunks, media_type, headers = answer(conn)
+            held.callback(chunks.close)  # before the connection is closed
+            head, whole = streaming.gather(chunks, state.stream_threshold)
+            if whole:
+                return http_cache.Cached(b"".join(head), media_type, headers)
+            return streaming.DatabaseStream(
+                head, chunks, held.pop_all(), media_type=media_type, headers=headers | validators
+            )
+
+        with contextlib.ExitStack() as held:
+            conn = held.enter_context(state.connect())
             # A request with a problem is answered (refused) by `answer`, never from the cache.
             version = None if reader.problems else state.data_version(conn)
             if version is None:
-                body, media_type, headers = answer(conn)
-                return Response(body, media_type=media_type, headers=headers)
+                cached = read(conn, held, {})
+                if isinstance(cached, streaming.DatabaseStream):
+                    return cached
+                return Response(cached.body, media_type=cached.media_type, headers=cached.headers)
             # The resolved parameters, not the raw query: `today` and `Accept` are in them.
             key = (spec.path, cluster, response_format, repr(fields), repr(wanted_clusters))
             tag = http_cache.etag(version, state.head_revision, key)
@@ -326,9 +352,9 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 known = cached.headers if cached is not None else {}
                 return Response(status_code=304, headers={**known, **validators})
             if cached is None:
-                body, media_type, headers = answer(conn)
-                response = Response(body, media_type=media_type, headers=headers)
-                cached = http_cache.Cached(response.body, media_type, headers)
+                cached = read(conn, held, validators)
+                if isinstance(cached, streaming.DatabaseStream):
+                    return cached  # never cached: larger than the cache keeps
                 state.response_cache.put(version, key, cached)
         return Response(
             cached.body, media_type=cached.media_type, headers={**cached.headers, **validators}

@@ -1,4 +1,4 @@
-"""HTTP caching tied to the data (docs/api.md §2.3).
+"""HTTP caching tied to the data (docs/api.md §3.1).
 
 A list answer depends on the data and on the request's resolved parameters only (the days
 after `today` and the defaults are applied, the format after `Accept`), so its ETag is made of

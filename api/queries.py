@@ -5,7 +5,9 @@ columns are the response's keys, in order, plus any hidden sort column), and the
 them. Every value is a bound parameter; no SQL text is assembled. Rounding happens here, in SQL
 on `numeric` (half up), before the value becomes a float8 for JSON. `run_json` lets PostgreSQL
 build the whole JSON array in one statement, which also reads the freshness time from the
-status view; `run_csv` lets it write CSV (COPY); `run_rows` returns plain rows.
+status view; `stream_json` reads the same array's elements row by row, rendered by PostgreSQL,
+for answers too large to hold; `stream_csv` lets it write CSV (COPY) in chunks; `run_rows`
+returns plain rows.
 
 Clusters (docs/api.md §9) are handled in two places: `_conditions` applies the cluster filter
 with the others, and `_per_cluster` makes a statement answer per cluster (the `cluster` column
@@ -18,12 +20,14 @@ per shape (`_per_shape`), so a request spends no time building or compiling SQL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
+import psycopg.rows
 import psycopg.sql
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -39,6 +43,9 @@ NAMES = postgresql.ARRAY(sa.Text)
 # the values client-side. The named form is the one bench/http_figures.py rewrites itself.
 PSYCOPG = psycopg_dialect.dialect()
 COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
+# A streamed answer is sent in pieces of about these sizes (docs/api.md §3.3).
+CHUNK_BYTES = 256 * 1024
+ROWS_PER_CHUNK = 2000
 
 
 def _view(name: str, *columns: str) -> sa.TableClause:
@@ -662,17 +669,21 @@ def _json_statement(
     with_clusters: bool,
 ) -> sa.Select:
     q = rows.subquery("q")
-    if scalar:
-        (column,) = columns
-        element = q.c[column]
-    else:
-        # A row of just the output columns: its JSON keeps their order and has no spaces.
-        row = sa.select(*(q.c[c] for c in columns)).correlate(q).subquery("r")
-        element = sa.select(row.table_valued()).scalar_subquery()
+    element = _json_element(q, columns, scalar)
     answer = sa.func.json_agg(element).aggregate_order_by(*(key.over(q) for key in order))
     body = sa.func.coalesce(sa.cast(answer, sa.Text), "[]")
     clusters = (_CLUSTER_NAMES,) if with_clusters else ()
     return sa.select(body, _loaded_at(scoped), *clusters).select_from(q)
+
+
+def _json_element(q: sa.Subquery, columns: tuple[str, ...], scalar: bool) -> sa.ColumnElement:
+    """What one row of `q` is in the answer: its one column, or a record of the columns."""
+    if scalar:
+        (column,) = columns
+        return q.c[column]
+    # A row of just the output columns: its JSON keeps their order and has no spaces.
+    row = sa.select(*(q.c[c] for c in columns)).correlate(q).subquery("r")
+    return sa.select(row.table_valued()).scalar_subquery()
 
 
 def run_json(conn: Connection, select: Select) -> tuple[str, dt.datetime | None, list[str] | None]:
@@ -704,19 +715,87 @@ def _copy_statement(statement: sa.Select) -> tuple[psycopg.sql.Composed, sa.engi
     return COPY_CSV.format(psycopg.sql.SQL(str(compiled))), compiled
 
 
-def run_csv(conn: Connection, select: Select) -> str:
-    """The rows as CSV with a header line, written by PostgreSQL (COPY ... TO STDOUT).
+@contextlib.contextmanager
+def _driver(conn: Connection) -> Generator[psycopg.Connection]:
+    """The driver's connection, for what SQLAlchemy does not run (COPY, a server-side
+    cursor). SQLAlchemy does not see its errors: after an operational one (the server gone,
+    a statement cancelled) the connection is invalidated, so that closing it does not try a
+    rollback on a connection that may be lost."""
+    driver = conn.connection.driver_connection
+    try:
+        yield driver
+    except psycopg.OperationalError:
+        conn.invalidate()
+        raise
+
+
+def stream_csv(conn: Connection, select: Select) -> Generator[bytes]:
+    """The rows as CSV with a header line, written by PostgreSQL (COPY ... TO STDOUT), in
+    chunks of about `CHUNK_BYTES` as they arrive.
 
     Building a 200,000-row CSV in Python took twice as long as fetching the rows; COPY's
     CSV is the same text (minimal quoting, shortest float8 digits, empty for NULL). COPY
     takes no server-side parameters: the statement is compiled for psycopg, which binds its
-    parameters client-side, quoting each value.
+    parameters client-side, quoting each value. Nothing runs before the first chunk is asked
+    for; closing the generator early cancels the COPY.
     """
     statement, compiled = _copy_statement(ordered_rows(select))
     params = compiled.construct_params(select.params)
-    with conn.connection.driver_connection.cursor() as cursor:
+    with _driver(conn) as driver, driver.cursor() as cursor:
         with cursor.copy(statement, params) as copy:
-            return b"".join(copy).decode()
+            chunk = bytearray()
+            for data in copy:  # one row each
+                chunk += data
+                if len(chunk) >= CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if chunk:
+                yield bytes(chunk)
+
+
+def json_rows_statement(select: Select) -> sa.Select:
+    """The answer's elements, one row each as JSON text rendered by PostgreSQL, in order:
+    the very text `json_agg` puts between its separators."""
+    return _json_rows_statement(
+        select.rows, tuple(select.columns), tuple(select.order), select.scalar
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _json_rows_statement(
+    rows: sa.Select, columns: tuple[str, ...], order: tuple[Key, ...], scalar: bool
+) -> sa.Select:
+    q = rows.subquery("q")
+    element = sa.cast(sa.func.to_json(_json_element(q, columns, scalar)), sa.Text)
+    return sa.select(element).select_from(q).order_by(*(key.over(q) for key in order))
+
+
+@functools.lru_cache(maxsize=256)
+def _psycopg_compiled(statement: sa.Select) -> tuple[str, sa.engine.Compiled]:
+    compiled = statement.compile(dialect=PSYCOPG)
+    return str(compiled), compiled
+
+
+def stream_json(conn: Connection, select: Select) -> Generator[bytes]:
+    """The rows as the JSON array `run_json` builds, byte for byte, in chunks of
+    `ROWS_PER_CHUNK` rows read through a server-side cursor as they are sent.
+
+    `json_agg` separates elements with ", " and puts a line break before a record; the
+    elements are the same `to_json` text. Nothing runs before the first chunk is asked for.
+    """
+    statement, compiled = _psycopg_compiled(json_rows_statement(select))
+    params = compiled.construct_params(select.params)
+    separator = ", " if select.scalar else ", \n "
+    with (
+        _driver(conn) as driver,
+        driver.cursor(name="hubcost_answer", row_factory=psycopg.rows.scalar_row) as cursor,
+    ):
+        cursor.execute(statement, params)
+        rows = cursor.fetchmany(ROWS_PER_CHUNK)
+        yield ("[" + separator.join(rows)).encode()
+        while rows := cursor.fetchmany(ROWS_PER_CHUNK):
+            yield (separator + separator.join(rows)).encode()
+        yield b"]"
 
 
 def psycopg_statement(select: Select) -> tuple[str, dict]:

@@ -1,4 +1,4 @@
-"""HTTP caching tied to the data (docs/api.md §2.3): ETags from the data version, 304s, the
+"""HTTP caching tied to the data (docs/api.md §3.1): ETags from the data version, 304s, the
 response cache, gzip; cached and compressed answers byte for byte the uncached ones."""
 
 from __future__ import annotations
