@@ -10,6 +10,7 @@ from core.settings import Settings
 from etl import scheduler
 from etl.windows import cost_chunks
 from hubcost import cli
+from tests.etl.recent_days import backfill, first_of_last_month
 from tests.etl.sources.aws_endpoint import FakeCostExplorer
 from tests.rows import select_all
 
@@ -65,18 +66,21 @@ def test_bad_aws_credentials_end_the_run_with_one_line(cli_env, engine, capfd):
     def respond(request):
         return 400, {"__type": "UnrecognizedClientException", "message": "invalid token"}
 
+    second_month = first_of_last_month()
+    first = second_month - dt.timedelta(days=2)  # two days of each of two months: two chunks
     with FakeCostExplorer(respond) as fake:
         cli_env.setenv("AWS_ENDPOINT_URL", fake.url)
         cli_env.setenv("CLUSTER_NAME", "c1")
         cli_env.setenv("AWS_ACCESS_KEY_ID", "AKIDBAD")
         cli_env.setenv("AWS_SECRET_ACCESS_KEY", "bad-secret")
-        assert cli.main(["backfill", "--from", "2026-01-30", "--to", "2026-02-02"]) == 1
+        assert cli.main(backfill(first, second_month + dt.timedelta(days=1))) == 1
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("hubcost")]
     assert len(lines) == 1 and "UnrecognizedClientException" in lines[0]
     assert "bad-secret" not in lines[0]
     # The first chunk failed and recorded; the rest of the costs source was skipped.
     assert statuses(engine) == [("costs", "failed", 1)]
-    assert len(fake.requests) == 1
+    [request] = fake.requests
+    assert request["body"]["TimePeriod"] == {"Start": str(first), "End": str(second_month)}
 
 
 def test_missing_aws_credentials_end_the_run_with_one_line(cli_env, engine, capfd):

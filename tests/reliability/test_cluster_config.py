@@ -7,12 +7,14 @@ endpoints at a recording HTTP server: neither may see a single connection.
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.etl.prometheus_history import free_port
+from tests.etl.recent_days import backfill, first_of_last_month
 from tests.local_http import LocalHTTPServer
 from tests.reliability.processes import child_env, run_hubcost
 
@@ -154,11 +156,12 @@ def test_a_bad_clusters_file_stops_hubcost_etl_in_one_line(
 @pytest.mark.slow
 def test_a_bad_clusters_file_stops_every_command(tmp_path, endpoints):
     text = cluster("leap", 'prometheus_password = "hunter2-s3cret"')
+    first = first_of_last_month()  # days Cost Explorer serves: only the bad file keeps it unasked
     commands = [
         ["migrate"],
         ["serve", "--port", str(free_port())],
         ["run", "--port", str(free_port())],
-        ["backfill", "--from", "2026-01-01", "--to", "2026-01-02"],
+        backfill(first, first + dt.timedelta(days=1)),
         ["etl", "--cluster", "leap"],
     ]
     for command in commands:

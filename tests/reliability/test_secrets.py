@@ -9,6 +9,7 @@ and in the encodings a header would carry.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import signal
 import urllib.error
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from tests.conftest import READER_ROLE
 from tests.etl.prometheus_history import free_port
+from tests.etl.recent_days import backfill, first_of_last_month
 from tests.reliability.hostile_sources import EchoingSources
 from tests.reliability.processes import child_env, hubcost, run_hubcost, wait_until
 
@@ -91,7 +93,8 @@ def test_no_secret_in_logs_errors_metrics_or_the_run_log(database_url, engine, t
         status, _ = run_hubcost(["etl"], basic, tmp_path, "etl")
         assert status == 1  # both sources failed
         bearer = child_env(tmp_path, **common, PROMETHEUS_TOKEN=SECRETS["PROMETHEUS_TOKEN"])
-        args = ["backfill", "--from", "2026-01-01", "--to", "2026-01-02"]
+        first = first_of_last_month()  # days Cost Explorer serves, so it is asked
+        args = backfill(first, first + dt.timedelta(days=1))
         status, _ = run_hubcost(args, bearer, tmp_path, "backfill")
         assert status == 1
         # The sources did receive the credentials (so an echo could have leaked them).
