@@ -22,8 +22,12 @@ def database_url(settings: Settings) -> str:
     return embedded_database_url(settings.embedded_data_dir)
 
 
-def writer_engine(settings: Settings, *, url: str | None = None, pool_size: int = 2) -> Engine:
-    """The engine of migrations and ETL runs: the database owner's rights, small pool."""
+def writer_engine(settings: Settings, *, url: str | None = None, pool_size: int = 5) -> Engine:
+    """The engine of migrations and ETL runs: the database owner's rights, small pool.
+
+    Five: the run lock's connection and one for each cluster a run loads at once
+    (etl.jobs.CLUSTER_LANES); connections open only when used.
+    """
     return create_engine(url or database_url(settings), pool_size=pool_size)
 
 

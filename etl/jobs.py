@@ -1,20 +1,23 @@
-"""ETL runs: windows → chunks → fetch → replace the chunk's days, one chunk at a time.
+"""ETL runs: windows → chunks → fetch → replace the chunk's days, a cluster's chunks in order.
 
 `run_etl` and `run_backfill` do the work with an engine, the sources (`etl.sources.base`:
 window, chunks, fetch, save) and a clock passed in; `etl_command` and `backfill_command` (what `hubcost etl|backfill` call) build
 those at the edge from the settings. One run at a time across processes and replicas: a run
 holds the Postgres advisory lock ETL_RUN_LOCK, and a second run exits 0 at once.
 
-A chunk that fails is recorded `failed` and the rest of that source's chunks in the run are
-skipped (a later day loaded after a failed one would hide the gap from the next window);
-the other sources carry on.
+Up to CLUSTER_LANES clusters load at once, each on a thread of its own; every chunk keeps its
+own transaction and run-log row. A chunk that fails is recorded `failed` and the rest of that
+cluster's source's chunks in the run are skipped (a later day loaded after a failed one would
+hide the gap from the next window); the other sources carry on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -28,12 +31,16 @@ from etl.load import LoadError
 from etl.sources.base import RequestCounter, Source, Sources
 from etl.sources.cost_explorer import CostExplorerError, CredentialsError
 from etl.sources.prometheus import PrometheusError
-from etl.stopping import interruption
+from etl.stopping import Terminated, interruption
 from etl.windows import Chunk
 
 log = logging.getLogger("hubcost.etl")
 
 DEMO_DAYS = 60
+# Clusters a run loads at once, each on a thread of its own: one cluster's network wait
+# overlaps another's save. The saves themselves take turns on the data version's row
+# (migration 0011), from a chunk's first write to its commit.
+CLUSTER_LANES = 4
 # Errors that mean "this chunk could not be loaded"; their text is safe to store.
 CHUNK_ERRORS = (CostExplorerError, PrometheusError, LoadError)
 
@@ -210,32 +217,153 @@ def run_chunks(
     clock: Clock,
     progress: Callable[[list[Chunk]], Iterable[Chunk]] | None = None,
 ) -> RunResult:
-    """Load the chunks in order; a failed chunk stops its source for the rest of the run."""
-    result = RunResult()
-    stopped: set[tuple[str | None, str]] = set()
-    said: set[str] = set()
+    """Load the chunks, a cluster's in order; a failed chunk stops its source for the rest of
+    the run. Several clusters load at once, on threads of their own (`lane_count`)."""
     if sources.demo and chunks:
         log.warning("DEMO DATA: loading synthetic costs and usage, not a real cluster's")
-    for chunk in (progress or _logged)(chunks):
-        if (chunk.cluster, chunk.source) in stopped:
-            result.skipped += 1
-            continue
+    lanes = Lanes(chunks, progress or _logged)
+    said: set[str] = set()
+
+    def work() -> None:
+        _load_lane(engine, sources, lanes, clock=clock, said=said)
+
+    count = lane_count(engine, chunks)
+    if count == 1:
+        work()
+    else:
+        _in_threads(engine, count, work, clock=clock)
+    if lanes.halted is not None:
+        raise lanes.halted
+    return lanes.result()
+
+
+def lane_count(engine: Engine, chunks: list[Chunk]) -> int:
+    """Clusters loaded at once: one per cluster up to CLUSTER_LANES, each with a connection
+    of the engine's pool beside the run lock's."""
+    clusters = len({chunk.cluster for chunk in chunks})
+    size = getattr(engine.pool, "size", None)  # a pool without a bound: one at a time
+    spare = size() - 1 if size is not None else 1
+    return max(1, min(CLUSTER_LANES, clusters, spare))
+
+
+class Lanes:
+    """The run's chunks, handed out in turn to the threads that load them.
+
+    Round robin over the clusters; a cluster's chunks in their order, never two of them at
+    once; a chunk after a failed one of its cluster's source is skipped. The first error that
+    is not a chunk's own (the database gone, SIGTERM) halts the hand-out.
+    """
+
+    def __init__(self, chunks: list[Chunk], progress) -> None:
+        self._chunks = chunks
+        self._turns = iter(progress(_round_robin(chunks)))
+        self._changed = threading.Condition()
+        self._busy: set[str | None] = set()
+        self._stopped: set[tuple[str | None, str]] = set()
+        self._outcomes: dict[Chunk, BaseException | None] = {}
+        self._skipped = 0
+        self.halted: BaseException | None = None
+
+    def take(self) -> Chunk | None:
+        """The next chunk to load (its cluster now busy), or None when there is none."""
+        with self._changed:
+            while self.halted is None:
+                chunk = next(self._turns, None)
+                if chunk is None:
+                    return None
+                self._changed.wait_for(self._free(chunk.cluster))
+                if self.halted is not None:
+                    return None
+                if (chunk.cluster, chunk.source) in self._stopped:
+                    self._skipped += 1
+                    continue
+                self._busy.add(chunk.cluster)
+                return chunk
+            return None
+
+    def _free(self, cluster: str | None) -> Callable[[], bool]:
+        return lambda: cluster not in self._busy or self.halted is not None
+
+    def done(self, chunk: Chunk, error: BaseException | None) -> None:
+        with self._changed:
+            self._outcomes[chunk] = error
+            if error is not None:
+                self._stopped.add((chunk.cluster, chunk.source))
+            self._busy.discard(chunk.cluster)
+            self._changed.notify_all()
+
+    def halt(self, chunk: Chunk, exc: BaseException) -> None:
+        with self._changed:
+            if self.halted is None:
+                self.halted = exc
+            self._busy.discard(chunk.cluster)
+            self._changed.notify_all()
+
+    def result(self) -> RunResult:
+        """What the run did, in the chunks' order."""
+        result = RunResult(skipped=self._skipped)
+        for chunk in self._chunks:
+            if chunk not in self._outcomes:
+                continue
+            error = self._outcomes[chunk]
+            if error is None:
+                result.succeeded += 1
+                result.loaded.append(chunk)
+                continue
+            result.failed += 1
+            result.errors.append(f"{chunk}: {error}")
+            if isinstance(error, CredentialsError):
+                result.credentials_problem = str(error)
+        if self._stopped:
+            names = sorted(
+                f"{cluster} {source}" if cluster else source for cluster, source in self._stopped
+            )
+            log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(names))
+        return result
+
+
+def _round_robin(chunks: list[Chunk]) -> list[Chunk]:
+    """Each cluster's first chunk, then each one's second...: the clusters start together."""
+    by_cluster: dict[str | None, list[Chunk]] = {}
+    for chunk in chunks:
+        by_cluster.setdefault(chunk.cluster, []).append(chunk)
+    rounds = itertools.zip_longest(*by_cluster.values())
+    return [chunk for turn in rounds for chunk in turn if chunk is not None]
+
+
+def _load_lane(engine: Engine, sources: Sources, lanes: Lanes, *, clock: Clock, said) -> None:
+    while (chunk := lanes.take()) is not None:
         try:
             load_chunk(engine, sources.loading(chunk), chunk, clock=clock, said=said)
         except CHUNK_ERRORS as exc:
-            result.failed += 1
-            result.errors.append(f"{chunk}: {exc}")
-            stopped.add((chunk.cluster, chunk.source))
             log.error("chunk %s failed: %s", chunk, exc)
-            if isinstance(exc, CredentialsError):
-                result.credentials_problem = str(exc)
+            lanes.done(chunk, exc)
+        except BaseException as exc:
+            # Not the chunk's own failure: the run stops, and run_chunks raises it.
+            lanes.halt(chunk, exc)
+            return
         else:
-            result.succeeded += 1
-            result.loaded.append(chunk)
-    if stopped:
-        names = sorted(f"{cluster} {source}" if cluster else source for cluster, source in stopped)
-        log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(names))
-    return result
+            lanes.done(chunk, None)
+
+
+def _in_threads(engine: Engine, count: int, work: Callable[[], None], *, clock: Clock) -> None:
+    """Run `work` on `count` threads and wait for them.
+
+    Daemon threads, like the scheduler's: when SIGTERM or Ctrl-C stops this thread, their
+    chunks in flight are recorded `interrupted` and can no longer commit, and the process
+    exits without waiting for their network calls.
+    """
+    threads = [
+        threading.Thread(target=work, name=f"hubcost-lane-{i}", daemon=True) for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except (Terminated, KeyboardInterrupt) as exc:
+        runs.interrupt_in_flight(engine, why=interruption(exc), now=clock())
+        raise
 
 
 def load_chunk(
