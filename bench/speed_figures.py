@@ -25,6 +25,7 @@ statements on the clusters' warehouse to var/ and prints each one's execution ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import statistics
 import subprocess
@@ -198,31 +199,34 @@ def _load_summary(rounds: list[list[dict]]) -> dict:
     }
 
 
-def dashboard_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path):
-    """Cold: a fresh server per load (median of `cold_servers`); then repeated in the last."""
+def dashboard_figures(url: str, last_day: dt.date, variants: list, size: dict, log: Path):
+    """Cold: a fresh server per load (median of `cold_servers`); then the refreshes, each
+    variant in turn, their servers side by side, so drift in the machine's load touches all."""
     requests = dashboard_load(last_day)
-    n = len(requests)
-    cold, cold_gzip = [], []
+    n, rounds = len(requests), size["rounds"]
     gzip = {"Accept-Encoding": "gzip"}
+    runs: dict = {v.name: {"cold": [], "cold_gzip": []} for v in variants}
     for _ in range(size["cold_servers"]):
-        with variant.server(url, log) as server:
-            cold.append(load(_plan(server.base, requests, 1))["results"])
-        with variant.server(url, log) as server:
-            cold_gzip.append(load(_plan(server.base, requests, 1, headers=gzip))["results"])
-    with variant.server(url, log) as server:
-        load(_plan(server.base, requests, 1))  # the first load, then the refreshes
-        rounds = size["rounds"]
+        for mode, headers in (("cold", {}), ("cold_gzip", gzip)):
+            for v in variants:
+                with v.server(url, log) as server:
+                    plan = _plan(server.base, requests, 1, headers=headers)
+                    runs[v.name][mode].append(load(plan)["results"])
+    refreshes = {
         # The loader's first round learns the ETags; the refreshes are the rounds after it.
-        revalidated = load(_plan(server.base, requests, rounds + 1, revalidate=True))
-        plain = load(_plan(server.base, requests, rounds))
-        plain_gzip = load(_plan(server.base, requests, rounds, headers=gzip))
-    return {
-        "cold": _load_summary(cold),
-        "cold_gzip": _load_summary(cold_gzip),
-        "revalidated": _load_summary(_rounds(revalidated["results"], n)[1:]),
-        "repeated": _load_summary(_rounds(plain["results"], n)),
-        "repeated_gzip": _load_summary(_rounds(plain_gzip["results"], n)),
+        "revalidated": (dict(revalidate=True), 1),
+        "repeated": ({}, 0),
+        "repeated_gzip": (dict(headers=gzip), 0),
     }
+    with contextlib.ExitStack() as stack:
+        servers = {v.name: stack.enter_context(v.server(url, log)) for v in variants}
+        for server in servers.values():
+            load(_plan(server.base, requests, 1))  # the first load, then the refreshes
+        for mode, (options, learning) in refreshes.items():
+            for name, server in servers.items():
+                done = load(_plan(server.base, requests, rounds + learning, **options))
+                runs[name][mode] = _rounds(done["results"], n)[learning:]
+    return {name: {m: _load_summary(r) for m, r in modes.items()} for name, modes in runs.items()}
 
 
 def bulk_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path) -> dict:
@@ -286,14 +290,17 @@ def latency(base: str, requests: list, rounds: int) -> dict:
     return figures
 
 
-def cluster_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log: Path):
-    figures = {}
-    with variant.server(url, log) as server:
+def cluster_figures(url: str, last_day: dt.date, columns: dict, size: dict, log: Path):
+    """Each column's (a variant's) latencies, their servers side by side, taken in turn."""
+    figures: dict = {name: {} for name in columns}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(v.server(url, log)) for name, v in columns.items()}
         for days in (30, size["cluster_days"]):
             for scope, cluster in (("one", CLUSTER), ("all", None)):
                 requests = cluster_requests(last_day, days, cluster)
                 rounds = size["cluster_rounds"][scope]
-                figures[f"{scope}_{days}d"] = latency(server.base, requests, rounds)
+                for name, server in servers.items():
+                    figures[name][f"{scope}_{days}d"] = latency(server.base, requests, rounds)
     return figures
 
 
@@ -313,21 +320,22 @@ def figures(
         "after_code": after_code(),
         "size": size,
     }
+    both = variants(before)
+    # Without the response cache every answer runs its statement; after, also with it.
+    columns = {
+        (v.name, "clusters"): Variant(v.name, v.source, {"RESPONSE_CACHE_MB": "0"}) for v in both
+    }
+    columns["after", "clusters_cached"] = Variant("after")
     with LoadAverage() as loadavg:
-        for variant in variants(before):
-            result[variant.name] = {
-                "dashboard": dashboard_figures(dashboard_url, last_day, variant, size, log_path),
-                "bulk": bulk_figures(bulk_url, last_day, variant, size, log_path),
+        dashboards = dashboard_figures(dashboard_url, last_day, both, size, log_path)
+        for v in both:
+            result[v.name] = {
+                "dashboard": dashboards[v.name],
+                "bulk": bulk_figures(bulk_url, last_day, v, size, log_path),
             }
-        for variant in variants(before):
-            uncached = Variant(variant.name, variant.source, {"RESPONSE_CACHE_MB": "0"})
-            result[variant.name]["clusters"] = cluster_figures(
-                clusters_url, last_day, uncached, size, log_path
-            )
-        if before is not None:
-            result["after"]["clusters_cached"] = cluster_figures(
-                clusters_url, last_day, Variant("after"), size, log_path
-            )
+        clusters = cluster_figures(clusters_url, last_day, columns, size, log_path)
+        for (name, part), figure in clusters.items():
+            result[name][part] = figure
     result["load_average"] = loadavg.summary()
     return result
 
