@@ -249,16 +249,20 @@ def lane_count(engine: Engine, chunks: list[Chunk]) -> int:
 class Lanes:
     """The run's chunks, handed out in turn to the threads that load them.
 
-    Round robin over as many clusters as there are threads; a cluster's chunks in their order, never two of them at
-    once; a chunk after a failed one of its cluster's source is skipped. The first error that
+    Round robin over as many clusters as there are threads; a cluster's chunks in their
+    order, never two of them at once; a chunk after a failed one of its cluster's source is skipped. The first error that
     is not a chunk's own (the database gone, SIGTERM) halts the hand-out.
     """
 
     def __init__(self, chunks: list[Chunk], progress, *, width: int) -> None:
         self._chunks = chunks
-        self._turns = iter(progress(_round_robin(chunks, width)))
+        order = _round_robin(chunks, width)
+        self._turns = zip(progress(order), _tickets(order), strict=True)
         self._changed = threading.Condition()
         self._busy: set[str | None] = set()
+        # Per cluster, the ticket of its chunk that may start next: two threads waiting for
+        # one cluster start its chunks in their order, whichever wakes first.
+        self._next: dict[str | None, int] = dict.fromkeys((c.cluster for c in chunks), 0)
         self._stopped: set[tuple[str | None, str]] = set()
         self._outcomes: dict[Chunk, BaseException | None] = {}
         self._skipped = 0
@@ -268,21 +272,28 @@ class Lanes:
         """The next chunk to load (its cluster now busy), or None when there is none."""
         with self._changed:
             while self.halted is None:
-                chunk = next(self._turns, None)
+                chunk, ticket = next(self._turns, (None, None))
                 if chunk is None:
                     return None
-                self._changed.wait_for(self._free(chunk.cluster))
+                self._changed.wait_for(self._turn_of(chunk.cluster, ticket))
                 if self.halted is not None:
                     return None
                 if (chunk.cluster, chunk.source) in self._stopped:
                     self._skipped += 1
+                    self._next[chunk.cluster] += 1
+                    self._changed.notify_all()
                     continue
                 self._busy.add(chunk.cluster)
                 return chunk
             return None
 
-    def _free(self, cluster: str | None) -> Callable[[], bool]:
-        return lambda: cluster not in self._busy or self.halted is not None
+    def _turn_of(self, cluster: str | None, ticket: int) -> Callable[[], bool]:
+        def ready() -> bool:
+            if self.halted is not None:
+                return True
+            return cluster not in self._busy and self._next[cluster] == ticket
+
+        return ready
 
     def done(self, chunk: Chunk, error: BaseException | None) -> None:
         with self._changed:
@@ -290,6 +301,7 @@ class Lanes:
             if error is not None:
                 self._stopped.add((chunk.cluster, chunk.source))
             self._busy.discard(chunk.cluster)
+            self._next[chunk.cluster] += 1
             self._changed.notify_all()
 
     def halt(self, chunk: Chunk, exc: BaseException) -> None:
@@ -320,6 +332,16 @@ class Lanes:
             )
             log.warning("after a failed chunk, skipped the rest of: %s", ", ".join(names))
         return result
+
+
+def _tickets(order: list[Chunk]) -> list[int]:
+    """Each chunk's place among its cluster's chunks."""
+    seen: dict[str | None, int] = {}
+    tickets = []
+    for chunk in order:
+        tickets.append(seen.get(chunk.cluster, 0))
+        seen[chunk.cluster] = tickets[-1] + 1
+    return tickets
 
 
 def _round_robin(chunks: list[Chunk], width: int) -> list[Chunk]:

@@ -12,6 +12,7 @@ from etl import jobs, runs
 from etl.load import CostRow, GroupRow, UsageRow
 from etl.sources.base import Sources
 from etl.sources.prometheus import PrometheusError, UsageDay
+from etl.windows import Chunk
 from tests.etl.sources_of import sources_of
 from tests.rows import select_all
 
@@ -133,3 +134,36 @@ def test_ctrl_c_while_clusters_load_records_their_chunks_interrupted(wide_engine
         error = "interrupted by SIGINT: the chunk was rolled back"
         assert select_all(conn, "SELECT DISTINCT error FROM run_log") == [(error,)]
         assert select_all(conn, "SELECT count(*) FROM usage") == [(0,)]
+
+
+def _chunk(cluster: str, day: int) -> Chunk:
+    return Chunk("usage", dt.date(2026, 3, day), dt.date(2026, 3, day), cluster)
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_two_threads_waiting_for_one_cluster_start_its_chunks_in_order(attempt):
+    # x has four chunks, y one: once y is done, three threads may wait for x at once.
+    chunks = [_chunk("x", 1), _chunk("x", 2), _chunk("x", 3), _chunk("x", 4), _chunk("y", 1)]
+    lanes = jobs.Lanes(chunks, iter, width=2)
+    started: list[Chunk] = []
+    first = lanes.take()
+    assert first == chunks[0]
+    started.append(first)
+
+    def lane() -> None:
+        while (chunk := lanes.take()) is not None:
+            started.append(chunk)
+            lanes.done(chunk, None)
+
+    threads = [threading.Thread(target=lane) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    # Let every thread reach its wait for x before x's first chunk ends.
+    deadline = threading.Event()
+    deadline.wait(0.2)
+    lanes.done(first, None)
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert [c for c in started if c.cluster == "x"] == chunks[:4]
+    assert lanes.result().succeeded == 5
