@@ -254,9 +254,10 @@ def many_clusters_daily(
 
 
 def many_clusters_alone(*, clusters: int = 20, history_days: int = 4) -> dict:
-    """Only the many-clusters daily run, over a short history that still holds every day the
-    daily run reads (yesterday and the days before its usage window): 15 s to build for 4
-    days instead of 453 s for figure 4's 30. Its own database and history under var/."""
+    """Only the many-clusters daily run, over a short history that still holds every day its
+    runs read (the first run's 3 days back, the daily run's yesterday; today has no samples in
+    any history): 15 s to build for 4 days instead of 453 s for figure 4's 30. Its own
+    database and history under var/."""
     from bench import prometheus_history, warehouse
 
     workdir = Path(__file__).resolve().parent.parent / "var" / "bench-prometheus-clusters"
