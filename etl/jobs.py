@@ -250,8 +250,9 @@ class Lanes:
     """The run's chunks, handed out in turn to the threads that load them.
 
     Round robin over as many clusters as there are threads; a cluster's chunks in their
-    order, never two of them at once; a chunk after a failed one of its cluster's source is skipped. The first error that
-    is not a chunk's own (the database gone, SIGTERM) halts the hand-out.
+    order, never two of them at once; a chunk after a failed one of its cluster's source is
+    skipped. The first error that is not a chunk's own (the database gone, SIGTERM) halts the
+    hand-out.
     """
 
     def __init__(self, chunks: list[Chunk], progress, *, width: int) -> None:
