@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import endpoints, queries, streaming
+from api import endpoints, http_cache, queries, streaming
 from api.auth import BearerToken
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.http_cache import ResponseCache
@@ -32,8 +32,6 @@ from core import bootstrap, migrate
 from core.settings import Settings
 
 Clock = Callable[[], dt.datetime]
-GZIP_MINIMUM_BYTES = 1024
-GZIP_LEVEL = 1
 
 
 def utc_now() -> dt.datetime:
@@ -147,9 +145,12 @@ def create_app(
     middleware = [
         Middleware(RequestMetrics, metrics=state.metrics),
         Middleware(UnexpectedErrors),
-        # Only when the client asks (Grafana does); level 1: the bulk answers shrink ~8x at
-        # a fraction of the default level's time (BENCHMARKS.md, compression).
-        Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL),
+        # Only when the client asks (Grafana does): BENCHMARKS.md, figure 9b.
+        Middleware(
+            GZipMiddleware,
+            minimum_size=http_cache.GZIP_MINIMUM_BYTES,
+            compresslevel=http_cache.GZIP_LEVEL,
+        ),
         *access_middleware(settings),
     ]
     if settings.api_token is not None or settings.jupyterhub is not None:

@@ -356,6 +356,15 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 if isinstance(cached, streaming.DatabaseStream):
                     return cached  # never cached: larger than the cache keeps
                 state.response_cache.put(version, key, cached)
+            elif (
+                http_cache.wants_gzip(request.headers.get("accept-encoding"))
+                and len(cached.body) >= http_cache.GZIP_MINIMUM_BYTES
+            ):
+                # Asked again: answered compressed from the cache, compressed once.
+                cached = http_cache.compressed(cached)
+                state.response_cache.put(version, key, cached)
+                headers = http_cache.gzip_headers(cached, validators)
+                return Response(cached.gzipped, media_type=cached.media_type, headers=headers)
         return Response(
             cached.body, media_type=cached.media_type, headers={**cached.headers, **validators}
         )

@@ -196,3 +196,27 @@ def test_gzip_only_when_asked_and_the_304_is_empty_either_way(api, engine):
     not_modified = api.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": tag})
     assert not_modified.status_code == 304
     assert not_modified.content == b""
+
+
+def test_a_cached_answer_asked_gzipped_is_compressed_once(api, engine, monkeypatch):
+    with engine.begin() as conn:
+        add_costs(
+            conn,
+            [("2026-01-04", "attributable", f"h{h:03d}", "EC2 - Other", "1") for h in range(80)],
+        )
+    url = "/total-costs-per-hub?" + RANGE
+    zipped = {"Accept-Encoding": "gzip, deflate"}
+    calls = []
+    compress = gzip.compress
+    monkeypatch.setattr(
+        http_cache.gzip, "compress", lambda *a, **k: calls.append(1) or compress(*a, **k)
+    )
+    by_middleware = api.get(url, headers=zipped)  # read from the database, then compressed
+    answers = [api.get(url, headers=zipped) for _ in range(3)]  # from the cache
+    assert len(calls) == 1
+    for answer in answers:
+        assert answer.headers["content-encoding"] == "gzip"
+        assert answer.content == by_middleware.content  # decoded by the client
+        for header in ("content-type", "etag", "cache-control", "vary", "x-data-loaded-at"):
+            assert answer.headers.get(header) == by_middleware.headers.get(header), header
+    assert api.get(url, headers={"Accept-Encoding": "identity"}).content == by_middleware.content
