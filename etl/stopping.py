@@ -1,11 +1,12 @@
 """A process stopping in the middle of a load: SIGTERM (a pod stop) or Ctrl-C.
 
-`hubcost etl` and `hubcost backfill` load in the main thread, where SIGTERM raises `Terminated`
-(hubcost/cli.py): the chunk's transaction rolls back and its run-log row is marked
-`interrupted` on the way out. `hubcost run` loads in the scheduler's thread, which no signal
-reaches: its main thread records the chunk in flight `interrupted` itself
-(`etl.runs.interrupt_in_flight`) and the process exits without waiting for it, which closes
-the chunk's connection with its transaction still open, so nothing of it commits.
+`hubcost etl` and `hubcost backfill` of one cluster load in the main thread, where SIGTERM
+raises `Terminated` (hubcost/cli.py): the chunk's transaction rolls back and its run-log row is
+marked `interrupted` on the way out. Elsewhere the loads run in threads no signal reaches: the
+lanes of several clusters (`etl.jobs`, whose main thread waits for them) and `hubcost run`'s
+scheduler. There the thread the signal reaches records the chunks in flight `interrupted`
+itself (`etl.runs.interrupt_in_flight`) and the process exits without waiting for them, which
+closes their connections with their transactions still open, so nothing of them commits.
 """
 
 from __future__ import annotations
