@@ -13,7 +13,8 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from tests.api.test_budgets_endpoint import app_client, get_document, get_index, loaded_database
+from tests.api.databases import loaded_database
+from tests.api.test_budgets_endpoint import app_client, get_document, get_index
 from tests.rows import CLUSTER, add_costs, add_usage
 
 KEYS = [

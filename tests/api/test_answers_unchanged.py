@@ -14,18 +14,17 @@ cluster, and several (the rows then carry their cluster).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
-import uuid
 
 import pytest
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from api import endpoints, queries
 from api.app import create_app
-from core.database import create_engine
 from tests.api.conftest import api_settings, fixed_clock
+from tests.api.databases import loaded_database
 from tests.api.test_clusters import DIFFERENTIAL_FORMS, ROOT_FORMS, load_one, load_several
 
 # name → (settings, stream threshold); None: the app's own threshold.
@@ -61,35 +60,18 @@ def variant_app(url: str, env: dict[str, str], threshold: int | None):
 @pytest.fixture(scope="module")
 def warehouses(admin_engine, admin_url, template_database):
     """{"one": {"plain": client, variant: client...}, "several": {...}}, a database each."""
-    names, clients, opened = [], {}, []
-    try:
+    with contextlib.ExitStack() as stack:
+        clients = {}
         for label, load in (("one", load_one), ("several", load_several)):
-            name = f"hubcost_test_unchanged_{uuid.uuid4().hex[:8]}_{label}"
-            with admin_engine.connect() as c:
-                c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-            names.append(name)
-            url = sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
-            engine = create_engine(url, pool_size=1)
-            try:
-                with engine.begin() as conn:
-                    load(conn)
-            finally:
-                engine.dispose()
+            url = stack.enter_context(
+                loaded_database(admin_engine, admin_url, template_database, load)
+            )
             apps = {"plain": plain_app(url)}
             apps.update({v: variant_app(url, *made) for v, made in VARIANTS.items()})
-            clients[label] = {}
-            for variant, app in apps.items():
-                client = TestClient(app)
-                client.__enter__()
-                opened.append(client)
-                clients[label][variant] = client
+            clients[label] = {
+                variant: stack.enter_context(TestClient(app)) for variant, app in apps.items()
+            }
         yield clients
-    finally:
-        for client in opened:
-            client.__exit__(None, None, None)
-        with admin_engine.connect() as c:
-            for name in names:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

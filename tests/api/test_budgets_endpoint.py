@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import uuid
 
 import jsonschema
 import pytest
@@ -28,6 +27,7 @@ from api.params import Listing
 from core import schema
 from core.database import create_engine
 from tests.api.conftest import api_settings, fixed_clock
+from tests.api.databases import loaded_database
 from tests.conftest import READER_ROLE
 from tests.rows import CLUSTER, add_costs, add_groups, add_usage
 
@@ -104,26 +104,6 @@ def load(conn) -> None:
     add_usage(conn, USAGE)
     add_groups(conn, GROUPS)
     conn.execute(sa.insert(schema.budget), BUDGETS)
-
-
-@contextlib.contextmanager
-def loaded_database(admin_engine, admin_url, template_database, load):
-    """One database from the template, written by `load`, for a module's read-only tests."""
-    name = f"hubcost_test_{uuid.uuid4().hex[:8]}_{load.__module__.rsplit('.', 1)[-1]}"
-    with admin_engine.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-    try:
-        url = sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
-        engine = create_engine(url, pool_size=1)
-        try:
-            with engine.begin() as conn:
-                load(conn)
-        finally:
-            engine.dispose()
-        yield url
-    finally:
-        with admin_engine.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager

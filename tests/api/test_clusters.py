@@ -11,10 +11,10 @@ what `<path>` answers on ONE, byte for byte, JSON and CSV, status and freshness 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.endpoints import LIST_ENDPOINTS, ROUTED_ENDPOINTS
-from core.database import create_engine
 from tests.api.conftest import api_settings, fixed_clock
+from tests.api.databases import loaded_database
 from tests.api.dataset import EC2, S3, load_dataset
 from tests.migrations.test_cluster_upgrade import FORMS
 from tests.rows import add_costs, add_groups, add_usage
@@ -118,30 +118,15 @@ def load_several(conn) -> None:
 @pytest.fixture(scope="module")
 def warehouses(admin_engine, admin_url, template_database):
     """{"one": client, "several": client}, each on its own database from the template."""
-    names, clients = [], {}
-    try:
+    with contextlib.ExitStack() as stack:
+        clients = {}
         for label, load in (("one", load_one), ("several", load_several)):
-            name = f"hubcost_test_clusters_{uuid.uuid4().hex[:8]}_{label}"
-            with admin_engine.connect() as c:
-                c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-            names.append(name)
-            url = sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
-            engine = create_engine(url, pool_size=1)
-            try:
-                with engine.begin() as conn:
-                    load(conn)
-            finally:
-                engine.dispose()
+            url = stack.enter_context(
+                loaded_database(admin_engine, admin_url, template_database, load)
+            )
             app = create_app(api_settings(), database_url=url, clock=fixed_clock)
-            clients[label] = TestClient(app)
-            clients[label].__enter__()
+            clients[label] = stack.enter_context(TestClient(app))
         yield clients
-    finally:
-        for client in clients.values():
-            client.__exit__(None, None, None)
-        with admin_engine.connect() as c:
-            for name in names:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
