@@ -14,6 +14,7 @@ from etl.sources.base import Sources
 from etl.sources.prometheus import PrometheusError, UsageDay
 from etl.windows import Chunk
 from tests.etl.sources_of import sources_of
+from tests.reliability.processes import wait_until
 from tests.rows import select_all
 
 TODAY = dt.date(2026, 3, 20)
@@ -122,9 +123,15 @@ def test_ctrl_c_while_clusters_load_records_their_chunks_interrupted(wide_engine
     with pytest.raises(KeyboardInterrupt):
         jobs.run_backfill(wide_engine, clusters(a=usage, b=usage), source="usage", **WINDOW)
     released.set()
-    for lane in threading.enumerate():
-        if lane.name.startswith("hubcost-lane"):
-            lane.join(20)  # its chunk finds its row interrupted and rolls back
+    # Each lane's chunk finds its row interrupted and rolls back. Waited for by polling: a
+    # join the KeyboardInterrupt cut short may leave its thread's join returning at once.
+    wait_until(
+        lambda: not any(t.name.startswith("hubcost-lane") for t in threading.enumerate()),
+        timeout=20,
+        what="the lanes to end",
+        step=0.05,
+    )
+    assert wide_engine.pool.checkedout() == 0
     interrupted = [row for row in statuses(wide_engine) if row[3] != "succeeded"]
     assert interrupted == [
         ("a", "usage", "2026-03-18", "interrupted"),
