@@ -22,12 +22,15 @@ def database_url(settings: Settings) -> str:
     return embedded_database_url(settings.embedded_data_dir)
 
 
-def writer_engine(settings: Settings, *, url: str | None = None, pool_size: int = 5) -> Engine:
-    """The engine of migrations and ETL runs: the database owner's rights, small pool.
+# The run lock's connection and one for each cluster a run loads at once (etl.jobs.CLUSTER_LANES).
+WRITER_POOL_SIZE = 5
 
-    Five: the run lock's connection and one for each cluster a run loads at once
-    (etl.jobs.CLUSTER_LANES); connections open only when used.
-    """
+
+def writer_engine(
+    settings: Settings, *, url: str | None = None, pool_size: int = WRITER_POOL_SIZE
+) -> Engine:
+    """The engine of migrations and ETL runs: the database owner's rights, small pool; its
+    connections open only when used."""
     return create_engine(url or database_url(settings), pool_size=pool_size)
 
 
