@@ -52,6 +52,7 @@ class ApiState:
     several: bool = field(default=False)
     response_cache: ResponseCache | None = field(default=None)
     versioned: bool = field(default=False)
+    json_rows_daily: bool = field(default=False)
     # Answers larger than this are streamed, not held (api/streaming.py).
     stream_threshold: int = field(default=streaming.THRESHOLD)
 
@@ -73,6 +74,12 @@ class ApiState:
         if not self.clusters_view:
             self.clusters_view = queries.has_clusters_view(conn)
         return self.clusters_view
+
+    def has_json_rows_daily(self, conn) -> bool:
+        """Whether the bulk answers' days are rendered (0013); looked for until seen."""
+        if not self.json_rows_daily:
+            self.json_rows_daily = queries.has_json_rows_daily(conn)
+        return self.json_rows_daily
 
     def data_version(self, conn) -> int | None:
         """The data version answers are cached by; None on a schema before 0011."""

@@ -302,6 +302,8 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                 headers = freshness(queries.data_loaded_at(conn, select.scope))
                 if response_format == "csv":
                     return queries.stream_csv(conn, select), "text/csv", headers
+                if select.rendered is not None and state.has_json_rows_daily(conn):
+                    return queries.stream_rendered_json(conn, select), "application/json", headers
                 return queries.stream_json(conn, select), "application/json", headers
             # One statement reads the rows and the clusters they were read with: it assumes
             # the form (one cluster or several) the last request found, and is run again in

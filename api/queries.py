@@ -27,6 +27,7 @@ import functools
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
+import psycopg.adapt
 import psycopg.rows
 import psycopg.sql
 import sqlalchemy as sa
@@ -46,6 +47,10 @@ COPY_CSV = psycopg.sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)")
 # A streamed answer is sent in pieces of about these sizes (docs/api.md §3.3).
 CHUNK_BYTES = 256 * 1024
 ROWS_PER_CHUNK = 2000
+# A rendered day of a bulk answer is 0.2-1 MB (1,000-5,000 users).
+DAYS_PER_CHUNK = 2
+# What `json_agg` puts between two records, and so the rendered days between their rows.
+RECORD_SEPARATOR = b", \n "
 
 
 def _view(name: str, *columns: str) -> sa.TableClause:
@@ -75,6 +80,7 @@ MEMBERSHIPS = _view(
     "valid_to",
 )
 CLUSTERS = _view("clusters", "cluster", "first_day", "last_day")
+JSON_ROWS_DAILY = _view("json_rows_daily", "answer", "cluster", "date", "body")
 MULTIPLE_GROUPS = _view("users_with_multiple_groups", "cluster", "username", "hub", "usergroup")
 NO_GROUPS = _view("users_with_no_groups", "cluster", "username", "hub")
 UNMAPPED_SERVICES = _view("unmapped_services", "cluster", "service", "cost")
@@ -153,6 +159,9 @@ class Select:
     scope: Sequence[str] | None = None
     # Whether the JSON statement also reads the clusters' names (`run_json`).
     with_clusters: bool = False
+    # The answer whose days are rendered at load time (`json_rows_daily`), when the rows
+    # are the whole answer's: no filter but days and clusters, no limit, one cluster's form.
+    rendered: str | None = None
 
 
 # A given parameter, in a listing's shape: the statement needs its placeholder, not its value.
@@ -243,6 +252,14 @@ def _per_cluster(
     if not listing.by_cluster:
         return (), tuple(columns), tuple(order)
     return (view.c.cluster,), (*columns, "cluster"), (*order, Key("cluster"))
+
+
+def _rendered(listing: Listing, answer: str) -> str | None:
+    """`answer` when the listing asks for its rows whole (`Select.rendered`), else None."""
+    filtered = (listing.hubs, listing.components, listing.users, listing.usergroups)
+    if listing.by_cluster or listing.limit is not None or any(f is not None for f in filtered):
+        return None
+    return answer
 
 
 def _days() -> tuple[sa.BindParameter, sa.BindParameter]:
@@ -357,7 +374,7 @@ def costs_per_user(listing: Listing) -> Select:
         costs.c.usergroup,
         *cluster,
     )
-    return Select(rows, columns, order)
+    return Select(rows, columns, order, rendered=_rendered(listing, "costs-per-user"))
 
 
 def _top_users(listing: Listing) -> sa.Select:
@@ -425,7 +442,7 @@ def total_usage(listing: Listing) -> Select:
         sa.cast(v.c.share, FLOAT8).label("value"),
         *cluster,
     ).where(*_conditions(v, listing, USER_FILTERS))
-    return Select(rows, columns, order)
+    return Select(rows, columns, order, rendered=_rendered(listing, "total-usage"))
 
 
 @_per_shape
@@ -597,6 +614,12 @@ def has_data_version(conn: Connection) -> bool:
 def data_version(conn: Connection) -> int:
     """The data version: it changes when a write to what the views read commits (0011)."""
     return conn.execute(_DATA_VERSION).scalar_one()
+
+
+def has_json_rows_daily(conn: Connection) -> bool:
+    """Whether the schema has the rendered days (0013): before it, every answer reads rows."""
+    view = sa.bindparam("view", "public.json_rows_daily", type_=sa.Text)
+    return conn.execute(sa.select(sa.func.to_regclass(view).is_not(None))).scalar_one()
 
 
 def known_components(conn: Connection) -> set[str]:
@@ -781,7 +804,7 @@ def stream_json(conn: Connection, select: Select) -> Generator[bytes]:
     """
     statement, compiled = _psycopg_compiled(json_rows_statement(select))
     params = compiled.construct_params(select.params)
-    separator = ", " if select.scalar else ", \n "
+    separator = ", " if select.scalar else RECORD_SEPARATOR.decode()
     with (
         _driver(conn) as driver,
         driver.cursor(name="hubcost_answer", row_factory=psycopg.rows.scalar_row) as cursor,
@@ -792,6 +815,41 @@ def stream_json(conn: Connection, select: Select) -> Generator[bytes]:
         while rows := cursor.fetchmany(ROWS_PER_CHUNK):
             yield (separator + separator.join(rows)).encode()
         yield b"]"
+
+
+@functools.lru_cache(maxsize=8)
+def _rendered_days_statement(scoped: bool) -> sa.Select:
+    v = JSON_ROWS_DAILY
+    conditions = [v.c.answer == sa.bindparam("answer", type_=sa.Text), v.c.date.between(*_days())]
+    if scoped:
+        conditions.append(v.c.cluster == sa.any_(_names("clusters")))
+    return sa.select(v.c.body).where(*conditions).order_by(v.c.date, v.c.cluster)
+
+
+class _Utf8Bytes(psycopg.adapt.Loader):
+    """A text column as the bytes the server sent (UTF-8): no decoding to encode again."""
+
+    def load(self, data) -> bytes:
+        return bytes(data)
+
+
+def stream_rendered_json(conn: Connection, select: Select) -> Generator[bytes]:
+    """`stream_json`'s bytes for an answer whose days are rendered (`Select.rendered`):
+    each day's text of `json_rows_daily`, in date order, read `DAYS_PER_CHUNK` at a time
+    through a server-side cursor, joined by the separator the days' rows are joined by."""
+    params = {**select.params, "answer": select.rendered}
+    statement, compiled = _psycopg_compiled(_rendered_days_statement("clusters" in params))
+    with (
+        _driver(conn) as driver,
+        driver.cursor(name="hubcost_rendered", row_factory=psycopg.rows.scalar_row) as cursor,
+    ):
+        cursor.adapters.register_loader("text", _Utf8Bytes)
+        cursor.execute(statement, compiled.construct_params(params))
+        opening = b"["
+        while days := cursor.fetchmany(DAYS_PER_CHUNK):
+            yield opening + RECORD_SEPARATOR.join(days)
+            opening = RECORD_SEPARATOR
+        yield b"[]" if opening == b"[" else b"]"
 
 
 def psycopg_statement(select: Select) -> tuple[str, dict]:

@@ -30,6 +30,7 @@ import datetime as dt
 import statistics
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,6 +250,28 @@ def bulk_figures(url: str, last_day: dt.date, variant: Variant, size: dict, log:
     }
 
 
+RENDERED_DAYS = sql.SQL(
+    "SELECT body FROM json_rows_daily WHERE answer = %s AND date BETWEEN %s AND %s ORDER BY date"
+)
+
+
+def rendered_fetch(url: str, last_day: dt.date, *, repeat: int) -> dict:
+    """The bare fetch of each bulk answer's rendered days (what the JSON answer now reads),
+    beside figure 2's bare fetch of its rows: seconds (median) and bytes."""
+    first = last_day - dt.timedelta(days=29)
+    figures = {}
+    with psycopg.connect(url) as conn:
+        for path in http_figures.BULK:
+            times, size = [], 0
+            for _ in range(repeat + 1):
+                started = time.perf_counter()
+                bodies = conn.execute(RENDERED_DAYS, (path.strip("/"), first, last_day)).fetchall()
+                times.append(time.perf_counter() - started)
+                size = sum(len(body) for (body,) in bodies)
+            figures[path] = {"s": statistics.median(times[1:]), "bytes": size, "days": len(bodies)}
+    return figures
+
+
 def compression(base: str, last_day: dt.date, *, repeat: int) -> list[dict]:
     """Each bulk answer with and without `Accept-Encoding: gzip`: bytes on the wire and time."""
     first = last_day - dt.timedelta(days=29)
@@ -333,6 +356,7 @@ def figures(
                 "dashboard": dashboards[v.name],
                 "bulk": bulk_figures(bulk_url, last_day, v, size, log_path),
             }
+        result["rendered_fetch"] = rendered_fetch(bulk_url, last_day, repeat=size["bulk_repeat"])
         clusters = cluster_figures(clusters_url, last_day, columns, size, log_path)
         for (name, part), figure in clusters.items():
             result[name][part] = figure
@@ -424,6 +448,11 @@ def _bulk_report(r: dict, names: list[str]) -> list[str]:
                 f"{b['sql_s']:7.3f} {b['ratio']:6.2f}  "
                 + ", ".join(f"{x:.2f}" for x in b["ratios"])
             )
+    for path, f in r.get("rendered_fetch", {}).items():
+        lines.append(
+            f"   bare fetch of {path}'s rendered days (json_rows_daily, {f['days']} rows, "
+            f"{f['bytes'] / 1e6:.1f} MB): {f['s']:.3f} s"
+        )
     for n in names:
         b = r[n]["bulk"]
         lines.append(

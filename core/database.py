@@ -29,7 +29,12 @@ def create_engine(
         options.append("-c jit=off")
     if statement_timeout_ms is not None:
         options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
-    connect_args = {"application_name": application_name, "connect_timeout": 10}
+    # UTF-8 on the wire whatever the server's encoding: the rendered answers are sent as read.
+    connect_args = {
+        "application_name": application_name,
+        "connect_timeout": 10,
+        "client_encoding": "utf8",
+    }
     if options:
         connect_args["options"] = " ".join(options)
     engine = sa.create_engine(

@@ -237,6 +237,7 @@ PUBLIC_VIEWS = (
     "cost_anomalies",
     "budget_status",
     "notification_status",
+    "json_rows_daily",
 )
 STATUS_VIEW = "etl_status"
 VIEWS = PUBLIC_VIEWS + (STATUS_VIEW,)

@@ -177,7 +177,7 @@ CREATE TABLE attribution.group_cost_daily (
 
 # Recomputes every rollup of the given clusters' days first_day..last_day from the facts. The
 # per-user cost is component cost x usage / hub usage, multiplied first, 24 decimal places.
-REFRESH_FUNCTIONS = """
+ROLLUP_FUNCTIONS = """
 CREATE FUNCTION attribution.refresh_groups(clusters text[], first_day date, last_day date)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -305,7 +305,9 @@ BEGIN
     );
 END
 $fn$;
+"""
 
+TRIGGER_FUNCTIONS = """
 -- Costs and usage: recompute the days and clusters the statement touched.
 CREATE FUNCTION attribution.on_fact_change() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
@@ -382,6 +384,8 @@ BEGIN
 END
 $fn$;
 """
+
+REFRESH_FUNCTIONS = ROLLUP_FUNCTIONS + TRIGGER_FUNCTIONS
 
 TRIGGERS = """
 CREATE TRIGGER cost_inserted AFTER INSERT ON public.cost

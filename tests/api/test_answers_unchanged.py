@@ -79,6 +79,7 @@ def small_chunks(monkeypatch):
     """Streamed answers in many pieces, so that joining them is tested."""
     monkeypatch.setattr(queries, "ROWS_PER_CHUNK", 2)
     monkeypatch.setattr(queries, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(queries, "DAYS_PER_CHUNK", 1)
 
 
 def ask(client: TestClient, url: str, *, csv: bool, zipped: bool):

@@ -31,7 +31,8 @@ HEADERS = ("content-type", "x-data-loaded-at", "etag", "cache-control")
 
 @pytest.fixture
 def api(engine, make_client, monkeypatch):
-    """A client streaming every answer one row (or 64 bytes) a chunk; the data loaded."""
+    """A client streaming every answer one row, rendered day (or 64 bytes) a chunk; the
+    data loaded."""
     with engine.begin() as conn:
         load_dataset(conn)
         conn.execute(
@@ -45,6 +46,7 @@ def api(engine, make_client, monkeypatch):
         )
     monkeypatch.setattr(queries, "ROWS_PER_CHUNK", 1)
     monkeypatch.setattr(queries, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(queries, "DAYS_PER_CHUNK", 1)
     client = make_client(DB_POOL_SIZE="1")
     client.app.state.hubcost.stream_threshold = 0
     return client

@@ -203,6 +203,15 @@ RELEASES = (
         cluster=generate.CLUSTER,
         root_endpoints=True,
     ),
+    # 0011 (the data version) and 0012 (interrupted runs) add no fact column: 0010's month.
+    Release(
+        revision="0012",
+        description="the data version and interrupted runs (issues 14 and 15)",
+        load=_load_0010,
+        facts=FACTS_0010,
+        cluster=generate.CLUSTER,
+        root_endpoints=True,
+    ),
 )
 
 
