@@ -6,8 +6,10 @@ them. Every value is a bound parameter; no SQL text is assembled. Rounding happe
 on `numeric` (half up), before the value becomes a float8 for JSON. `run_json` lets PostgreSQL
 build the whole JSON array in one statement, which also reads the freshness time from the
 status view; `stream_json` reads the same array's elements row by row, rendered by PostgreSQL,
-for answers too large to hold; `stream_csv` lets it write CSV (COPY) in chunks; `run_rows`
-returns plain rows.
+for answers too large to hold; `stream_rendered_json` reads the same bytes of an unfiltered
+`/costs-per-user` or `/total-usage` from the days rendered at load time (`Select.rendered`,
+docs/api.md §3.4); `stream_csv` lets it write CSV (COPY) in chunks; `run_rows` returns plain
+rows.
 
 Clusters (docs/api.md §9) are handled in two places: `_conditions` applies the cluster filter
 with the others, and `_per_cluster` makes a statement answer per cluster (the `cluster` column

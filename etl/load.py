@@ -8,8 +8,9 @@ the contract between the sources and the loaders.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
@@ -21,6 +22,12 @@ from core.schema import SLICES, cost, usage, user_group_snapshot
 COST_UNIT = "USD"
 COMPUTE_UNIT = "GiB-hours"
 HOME_STORAGE_UNIT = "GiB"
+
+
+DEFER_REFRESH = sa.text("SELECT set_config('hubcost.defer_refresh', :deferred, true)")
+REFRESH_LOADED = sa.text(
+    "SELECT attribution.refresh_loaded(:cluster, :first, :last, :snapshots_loaded)"
+)
 
 
 class LoadError(ValueError):
@@ -59,6 +66,20 @@ class GroupRow:
     username_escaped: str
 
 
+@contextlib.contextmanager
+def refreshed_once(
+    conn: Connection, *, cluster: str, first: dt.date, last: dt.date, snapshots_loaded: bool
+) -> Iterator[None]:
+    """The writes inside refresh the rollups of the cluster's days first..last once, after
+    them, instead of once per statement through the triggers (migration 0014).
+    `snapshots_loaded`: they replace that cluster's group snapshots of those days."""
+    conn.execute(DEFER_REFRESH, {"deferred": "on"})
+    yield
+    conn.execute(DEFER_REFRESH, {"deferred": "off"})
+    params = {"cluster": cluster, "first": first, "last": last}
+    conn.execute(REFRESH_LOADED, {**params, "snapshots_loaded": snapshots_loaded})
+
+
 def save_costs(
     conn: Connection, rows: Iterable[CostRow], *, cluster: str, first: dt.date, last: dt.date
 ) -> int:
@@ -73,7 +94,24 @@ def save_costs(
             )
         if row.slice not in SLICES:
             raise LoadError(f"unknown cost slice {row.slice!r}")
-    return _replace(conn, cost, rows, cluster, first, last)
+    days = {"cluster": cluster, "first": first, "last": last}
+    with refreshed_once(conn, **days, snapshots_loaded=False):
+        return _replace(conn, cost, rows, cluster, first, last)
+
+
+def save_usage_day(
+    conn: Connection,
+    usage_rows: Iterable[UsageRow],
+    group_rows: Iterable[GroupRow],
+    *,
+    cluster: str,
+    first: dt.date,
+    last: dt.date,
+) -> int:
+    """Replace the cluster's usage and group snapshots of days first..last, refreshed once."""
+    days = {"cluster": cluster, "first": first, "last": last}
+    with refreshed_once(conn, **days, snapshots_loaded=True):
+        return save_usage(conn, usage_rows, **days) + save_groups(conn, group_rows, **days)
 
 
 def save_usage(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from etl.load import save_groups, save_usage
+from etl.load import save_usage_day
 from etl.sources.base import RequestCounter, register
 from etl.sources.prometheus import UsageDay
 from etl.windows import Chunk, usage_chunks, usage_window
@@ -47,7 +47,7 @@ class UsageSource:
 
     def save(self, conn: Connection, chunk: Chunk, batch: UsageDay, *, said: set[str]) -> int:
         days = {"cluster": self.cluster, "first": chunk.first, "last": chunk.last}
-        return save_usage(conn, batch.usage, **days) + save_groups(conn, batch.groups, **days)
+        return save_usage_day(conn, batch.usage, batch.groups, **days)
 
 
 @register("usage")

@@ -108,7 +108,8 @@ def data_dirs():
 
 def test_the_guides_embedded_backup_restores_into_a_new_embedded_server(data_dirs, tmp_path):
     original, restored = data_dirs
-    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    # sbin too: pgserver run as root adds its system user with useradd when it is missing.
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin:/usr/sbin:/sbin"
     env_a = child_env(tmp_path, HUBCOST_DATA_DIR=str(original), PATH=path)
     env_b = child_env(tmp_path, HUBCOST_DATA_DIR=str(restored), PATH=path)
     for args in (["migrate"], ["backfill", "--from", "2025-12-20", "--to", "2026-01-10"]):
