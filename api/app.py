@@ -15,13 +15,13 @@ import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import endpoints, http_cache, queries, streaming
+from api import compression, endpoints, queries, streaming
 from api.auth import BearerToken
+from api.compression import GZip
 from api.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from api.http_cache import ResponseCache
 from api.metrics import ApiMetrics, RequestMetrics, metrics_endpoint
@@ -153,11 +153,7 @@ def create_app(
         Middleware(RequestMetrics, metrics=state.metrics),
         Middleware(UnexpectedErrors),
         # Only when the client asks (Grafana does): BENCHMARKS.md, figure 9b.
-        Middleware(
-            GZipMiddleware,
-            minimum_size=http_cache.GZIP_MINIMUM_BYTES,
-            compresslevel=http_cache.GZIP_LEVEL,
-        ),
+        Middleware(GZip, minimum_size=compression.MINIMUM_BYTES, compresslevel=compression.LEVEL),
         *access_middleware(settings),
     ]
     if settings.api_token is not None or settings.jupyterhub is not None:

@@ -22,7 +22,7 @@ import sqlalchemy.exc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from api import http_cache, queries, streaming
+from api import compression, http_cache, queries, streaming
 from api.errors import ApiError, DatabaseUnavailable, is_unavailable
 from api.params import Listing, Reader
 
@@ -359,8 +359,8 @@ def list_endpoint(spec: ListEndpoint, *, scoped: bool = False):
                     return cached  # never cached: larger than the cache keeps
                 state.response_cache.put(version, key, cached)
             elif (
-                http_cache.wants_gzip(request.headers.get("accept-encoding"))
-                and len(cached.body) >= http_cache.GZIP_MINIMUM_BYTES
+                compression.wants_gzip(request.headers.get("accept-encoding"))
+                and len(cached.body) >= compression.MINIMUM_BYTES
             ):
                 # Asked again: answered compressed from the cache, compressed once.
                 cached = http_cache.compressed(cached)

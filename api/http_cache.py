@@ -17,18 +17,15 @@ held), least recently used first out.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from api import compression
+
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
-# Compression when the client asks (api/app.py's GZipMiddleware, and `compressed` here for
-# cached answers): level 1 shrinks the bulk answers ~8x at a fraction of the default's time.
-GZIP_MINIMUM_BYTES = 1024
-GZIP_LEVEL = 1
 MAX_BYTES = 32 * 2**20
 MAX_ENTRY_BYTES = 8 * 2**20
 
@@ -47,17 +44,11 @@ class Cached:
         return len(self.body) + len(self.gzipped or b"")
 
 
-def wants_gzip(accept_encoding: str | None) -> bool:
-    """As GZipMiddleware decides it, so that both paths answer the same requests compressed."""
-    return "gzip" in (accept_encoding or "")
-
-
 def compressed(cached: Cached) -> Cached:
     """`cached` with its gzipped body (made now if it has none)."""
     if cached.gzipped is not None:
         return cached
-    body = gzip.compress(cached.body, compresslevel=GZIP_LEVEL, mtime=0)
-    return dataclasses.replace(cached, gzipped=body)
+    return dataclasses.replace(cached, gzipped=compression.compress(cached.body))
 
 
 def gzip_headers(cached: Cached, validators: dict[str, str]) -> dict[str, str]:
