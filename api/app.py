@@ -72,13 +72,13 @@ class ApiState:
 
     def has_clusters_view(self, conn) -> bool:
         if not self.clusters_view:
-            self.clusters_view = queries.has_clusters_view(conn)
+            self.clusters_view = queries.has_view(conn, "clusters")
         return self.clusters_view
 
     def has_json_rows_daily(self, conn) -> bool:
         """Whether the bulk answers' days are rendered (0013); looked for until seen."""
         if not self.json_rows_daily:
-            self.json_rows_daily = queries.has_json_rows_daily(conn)
+            self.json_rows_daily = queries.has_view(conn, "json_rows_daily")
         return self.json_rows_daily
 
     def data_version(self, conn) -> int | None:

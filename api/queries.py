@@ -618,18 +618,13 @@ def data_version(conn: Connection) -> int:
     return conn.execute(_DATA_VERSION).scalar_one()
 
 
-def has_json_rows_daily(conn: Connection) -> bool:
-    """Whether the schema has the rendered days (0013): before it, every answer reads rows."""
-    view = sa.bindparam("view", "public.json_rows_daily", type_=sa.Text)
-    return conn.execute(sa.select(sa.func.to_regclass(view).is_not(None))).scalar_one()
-
-
 def known_components(conn: Connection) -> set[str]:
     return set(conn.execute(_KNOWN_COMPONENTS).scalars())
 
 
-def has_clusters_view(conn: Connection) -> bool:
-    view = sa.bindparam("view", "public.clusters", type_=sa.Text)
+def has_view(conn: Connection, name: str) -> bool:
+    """Whether the schema has the public view `name` (one a later revision added)."""
+    view = sa.bindparam("view", f"public.{name}", type_=sa.Text)
     return conn.execute(sa.select(sa.func.to_regclass(view).is_not(None))).scalar_one()
 
 

@@ -141,7 +141,7 @@ def make_client(
     try:
         # A session of its own: boto3's default session caches credentials and is not
         # thread-safe. Its service models come from the one loader all sessions share.
-        session = boto3.session.Session(profile_name=profile, botocore_session=_botocore_session())
+        session = boto3.session.Session(botocore_session=_botocore_session(profile))
         if role_arn is not None:
             sts = session.client(
                 "sts", region_name=region, config=config, endpoint_url=sts_endpoint_url
@@ -163,10 +163,11 @@ def _models():
     return botocore.loaders.create_loader()
 
 
-def _botocore_session():
+def _botocore_session(profile: str | None):
+    """A botocore session of `profile` (None: the ambient chain's) on the shared loader."""
     import botocore.session
 
-    session = botocore.session.Session()
+    session = botocore.session.Session(profile=profile)
     session.register_component("data_loader", _models())
     return session
 
@@ -174,7 +175,6 @@ def _botocore_session():
 def _assumed_role_session(sts, role_arn: str, *, profile: str | None):
     """A boto3 session whose credentials are `role_arn`'s, refreshed through `sts`."""
     import boto3
-    import botocore.session
     from botocore.credentials import (
         CredentialProvider,
         CredentialResolver,
@@ -219,8 +219,7 @@ def _assumed_role_session(sts, role_arn: str, *, profile: str | None):
         def load(self):
             return DeferredRefreshableCredentials(refresh_using=assume_role, method=self.METHOD)
 
-    core = botocore.session.Session(profile=profile)
-    core.register_component("data_loader", _models())
+    core = _botocore_session(profile)
     core.register_component("credential_provider", CredentialResolver([AssumedRole()]))
     return boto3.session.Session(botocore_session=core)
 
